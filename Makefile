@@ -1,0 +1,59 @@
+# One entry point for people and CI. `make test` is what .ci/run calls.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+
+.PHONY: help venv lint pytest images molecule molecule-default molecule-fleet test demo deploy bench clean
+
+help:
+	@echo "make demo      provision a local Debian container with site.yml and drive a simulated Bitrix24 dialog through it"
+	@echo "make test      every test: lint, pytest, Molecule (default + fleet scenarios)"
+	@echo "make deploy    ansible-playbook site.yml -i inventory"
+	@echo "make bench     benchmarks, results to bench/results/ and the README table"
+
+$(VENV)/.stamp: requirements-dev.txt app/requirements.txt app/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -r app/requirements.txt
+	$(PY) -m pip install -q --no-deps -e app
+	touch $@
+
+venv: $(VENV)/.stamp
+
+lint: venv
+	ruff check app tests scripts bench
+	ruff format --check app tests scripts bench
+	yamllint -s .
+	ansible-lint
+
+pytest: venv
+	pytest -q tests
+
+images:
+	scripts/test-images.sh
+
+molecule-default: venv images
+	molecule test -s default
+
+molecule-fleet: venv images
+	molecule test -s fleet
+
+molecule: molecule-default molecule-fleet
+
+test: lint pytest molecule
+
+demo: venv images
+	scripts/demo.sh
+
+deploy: venv
+	ansible-playbook site.yml -i $${INVENTORY:-inventory}
+
+bench: venv
+	$(PY) bench/run.py
+
+clean:
+	-molecule destroy -s default
+	-molecule destroy -s fleet
+	rm -rf .pytest_cache .ruff_cache

@@ -1,0 +1,106 @@
+"""A thin Bitrix24 REST client on `requests`: timeouts, token refresh, limit back-off, clear errors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import requests
+
+from .. import __version__
+from .errors import RATE_LIMIT_CODES, AuthFailed, BitrixError
+from .ratelimit import LeakyBucket
+from .tokens import TokenStore
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"b24bot/{__version__}"
+BACKOFF = (0.5, 1.0, 2.0)  # seconds between in-call retries on QUERY_LIMIT_EXCEEDED / OPERATION_TIME_LIMIT
+
+
+def raw_call(
+    session: requests.Session,
+    endpoint: str,
+    access_token: str,
+    method: str,
+    params: dict[str, Any],
+    timeout: float,
+) -> Any:
+    """One POST to `{client_endpoint}{method}`; returns `result` or raises BitrixError. No retries here."""
+    url = endpoint + method
+    body = dict(params)
+    body["auth"] = access_token
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    try:
+        resp = session.post(url, json=body, headers=headers, timeout=timeout, allow_redirects=False)
+        if resp.status_code in (301, 302, 307, 308) and resp.headers.get("Location"):
+            # A renamed portal answers 302; following it would turn the POST into a GET and drop the body.
+            resp = session.post(
+                resp.headers["Location"], json=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+    except requests.Timeout as exc:
+        raise BitrixError("TIMEOUT", f"{method}: no answer within {timeout:g}s") from exc
+    except requests.RequestException as exc:
+        raise BitrixError("NETWORK_ERROR", f"{method}: {exc.__class__.__name__}") from exc
+    try:
+        payload = resp.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and "error" in payload:
+        raise BitrixError(str(payload["error"]), str(payload.get("error_description", "")), resp.status_code)
+    if resp.status_code != 200 or not isinstance(payload, dict) or "result" not in payload:
+        raise BitrixError("BAD_RESPONSE", f"{method}: HTTP {resp.status_code}", resp.status_code)
+    return payload["result"]
+
+
+class RestClient:
+    """Calls the installed portal with the stored admin tokens."""
+
+    def __init__(
+        self,
+        tokens: TokenStore,
+        limiter: LeakyBucket | None = None,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        backoff: tuple[float, ...] = BACKOFF,
+    ) -> None:
+        self.tokens = tokens
+        self.limiter = limiter
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.backoff = backoff
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        params = params or {}
+        refreshed = False
+        attempt = 0
+        while True:
+            auth = self.tokens.current()
+            if self.limiter is not None:
+                self.limiter.acquire()
+            try:
+                return raw_call(
+                    self.session,
+                    str(auth["client_endpoint"]),
+                    str(auth["access_token"]),
+                    method,
+                    params,
+                    self.timeout,
+                )
+            except BitrixError as exc:
+                if exc.code == "expired_token" and not refreshed:
+                    refreshed = True
+                    self.tokens.refresh(stale_access_token=str(auth["access_token"]))
+                    continue
+                if exc.code in ("invalid_token", "NO_AUTH_FOUND"):
+                    raise AuthFailed(exc.code, f"{exc.description}; reinstall the app in Bitrix24", exc.status) from exc
+                if exc.code in RATE_LIMIT_CODES and attempt < len(self.backoff):
+                    if self.limiter is not None:
+                        self.limiter.penalize()
+                    delay = self.backoff[attempt]
+                    attempt += 1
+                    log.warning("%s: %s, retrying in %.1fs", method, exc.code, delay)
+                    time.sleep(delay)
+                    continue
+                raise

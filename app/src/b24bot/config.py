@@ -1,0 +1,144 @@
+"""Settings from the environment. A bad value is reported, never fatal: the service must stay up."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_DATA_DIR = "/var/lib/b24bot"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_TRANSFER_RE = re.compile(r"^(operator|queue:\d+|user:\d+)$")
+_LINES_RE = re.compile(r"^(all|\d+(,\d+)*)?$")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Where a new dialog goes: the line's queue (`operator`), another line, or one employee."""
+
+    kind: str  # operator | queue | user
+    target: int | None = None
+
+    @classmethod
+    def parse(cls, raw: str) -> Transfer:
+        if not _TRANSFER_RE.match(raw):
+            raise ValueError(raw)
+        if raw == "operator":
+            return cls("operator")
+        kind, _, num = raw.partition(":")
+        return cls(kind, int(num))
+
+    def __str__(self) -> str:
+        return self.kind if self.target is None else f"{self.kind}:{self.target}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    db_path: Path
+    auth_path: Path
+    client_id: str
+    client_secret: str
+    api_token: str
+    handler_url: str
+    portal_domain: str
+    oauth_url: str
+    bot_code: str
+    bot_name: str
+    transfer: Transfer
+    lines: str  # "" | "all" | "1,2,3"
+    log_file: str
+    log_level: str
+    rest_timeout: float
+    rest_rate: float
+    rest_burst: int
+    retry_max: float
+    welcome_bot_time: int
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def line_ids(self) -> list[int]:
+        if self.lines in ("", "all"):
+            return []
+        return [int(x) for x in self.lines.split(",")]
+
+
+def _float(env: dict[str, str], key: str, default: float, problems: list[str]) -> float:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        problems.append(f"{key}={raw!r} is not a positive number; using {default}")
+        return default
+    return value
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    """Read B24BOT_* variables; every problem found is listed in `problems` instead of raising."""
+    env = dict(os.environ if env is None else env)
+    problems: list[str] = []
+    get = lambda key, default="": env.get(key, default).strip()  # noqa: E731
+
+    data_dir = Path(get("B24BOT_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR)
+    db_path = Path(get("B24BOT_DB_PATH") or data_dir / "dialogs.db")
+    auth_path = Path(get("B24BOT_AUTH_PATH") or data_dir / "auth.json")
+
+    for key in ("B24BOT_CLIENT_ID", "B24BOT_CLIENT_SECRET"):
+        if not get(key):
+            problems.append(f"{key} is not set: installs cannot be verified and tokens cannot be refreshed")
+    if not get("B24BOT_API_TOKEN"):
+        problems.append("B24BOT_API_TOKEN is not set: /api/ is disabled")
+    handler_url = get("B24BOT_HANDLER_URL")
+    if not handler_url:
+        problems.append("B24BOT_HANDLER_URL is not set: the bot cannot be registered on install")
+    elif not re.match(r"^https?://[^/]+/", handler_url):
+        problems.append(f"B24BOT_HANDLER_URL={handler_url!r} is not an http(s) URL ending in a path")
+
+    raw_transfer = get("B24BOT_TRANSFER", "operator") or "operator"
+    try:
+        transfer = Transfer.parse(raw_transfer)
+    except ValueError:
+        problems.append(
+            f"B24BOT_TRANSFER={raw_transfer!r} is invalid (operator | queue:<line id> | user:<user id>);"
+            " handing off to the line's queue"
+        )
+        transfer = Transfer("operator")
+
+    lines = get("B24BOT_LINES").replace(" ", "")
+    if not _LINES_RE.match(lines):
+        problems.append(f"B24BOT_LINES={lines!r} is invalid (empty, all, or line ids like 1,3); lines left alone")
+        lines = ""
+
+    level = (get("B24BOT_LOG_LEVEL", "INFO") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        problems.append(f"B24BOT_LOG_LEVEL={level!r} is invalid; using INFO")
+        level = "INFO"
+
+    return Settings(
+        data_dir=data_dir,
+        db_path=db_path,
+        auth_path=auth_path,
+        client_id=get("B24BOT_CLIENT_ID"),
+        client_secret=get("B24BOT_CLIENT_SECRET"),
+        api_token=get("B24BOT_API_TOKEN"),
+        handler_url=handler_url,
+        portal_domain=get("B24BOT_PORTAL_DOMAIN").lower(),
+        oauth_url=get("B24BOT_OAUTH_URL"),
+        bot_code=get("B24BOT_BOT_CODE", "python_interceptor_bot") or "python_interceptor_bot",
+        bot_name=get("B24BOT_BOT_NAME", "Python Interceptor Bot") or "Python Interceptor Bot",
+        transfer=transfer,
+        lines=lines,
+        log_file=get("B24BOT_LOG_FILE"),
+        log_level=level,
+        rest_timeout=_float(env, "B24BOT_REST_TIMEOUT", 10.0, problems),
+        rest_rate=_float(env, "B24BOT_REST_RATE", 2.0, problems),
+        rest_burst=int(_float(env, "B24BOT_REST_BURST", 40, problems)),
+        retry_max=_float(env, "B24BOT_RETRY_MAX", 300.0, problems),
+        welcome_bot_time=int(_float(env, "B24BOT_WELCOME_BOT_TIME", 60, problems)),
+        problems=tuple(problems),
+    )

@@ -1,0 +1,129 @@
+"""Queries behind the local API and the CLI. Keyset pagination: cost per page does not grow with the table."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+DIALOG_COLUMNS = (
+    "chat_id, dialog_id, connector, line_id, external_chat_id, client_user_id, title, first_seen_at,"
+    " last_message_at, message_count, transferred_at"
+)
+
+
+@dataclass(frozen=True)
+class DialogFilter:
+    since: str | None = None  # last_message_at >= since (ISO 8601)
+    day_start: str | None = None  # first_seen_at in [day_start, day_end) (UTC ISO)
+    day_end: str | None = None
+    tz_hours: float = 0.0  # for the working-hours window below
+    start_time: str | None = None  # HH:MM local
+    end_time: str | None = None
+    line_id: str | None = None
+
+
+def list_dialogs(
+    conn: sqlite3.Connection, limit: int, before_chat_id: int | None, f: DialogFilter
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Newest dialogs first; returns (items, cursor for the next page or None)."""
+    where, args = [], []  # type: ignore[var-annotated]
+    if before_chat_id is not None:
+        where.append("chat_id < ?")
+        args.append(before_chat_id)
+    if f.since:
+        where.append("last_message_at >= ?")
+        args.append(f.since)
+    if f.day_start and f.day_end:
+        where.append("first_seen_at >= ? AND first_seen_at < ?")
+        args += [f.day_start, f.day_end]
+    if f.start_time or f.end_time:
+        local = "strftime('%H:%M', first_seen_at, ?)"
+        shift = f"{f.tz_hours * 60:+.0f} minutes"
+        if f.start_time:
+            where.append(f"{local} >= ?")
+            args += [shift, f.start_time]
+        if f.end_time:
+            where.append(f"{local} < ?")
+            args += [shift, f.end_time]
+    if f.line_id:
+        where.append("line_id = ?")
+        args.append(f.line_id)
+    sql = f"SELECT {DIALOG_COLUMNS} FROM dialogs"  # noqa: S608 - constant columns, every value is bound
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY chat_id DESC LIMIT ?"
+    rows = [dict(r) for r in conn.execute(sql, [*args, limit + 1])]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1]["chat_id"] if more and rows else None)
+
+
+def get_dialog(conn: sqlite3.Connection, chat_id: int) -> dict[str, Any] | None:
+    row = conn.execute(f"SELECT {DIALOG_COLUMNS} FROM dialogs WHERE chat_id = ?", (chat_id,)).fetchone()  # noqa: S608 - constant columns
+    if row is None:
+        return None
+    dialog = dict(row)
+    dialog["participants"] = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT user_id, name, role, first_seen_at FROM participants WHERE chat_id = ? ORDER BY first_seen_at",
+            (chat_id,),
+        )
+    ]
+    dialog["sessions"] = [
+        dict(r)
+        for r in conn.execute(
+            """SELECT session_id, line_id, connector, crm_entity_type, crm_entity_id, crm_bindings, started_at,
+                      first_seen_at, transferred_at, closed_at
+               FROM sessions WHERE chat_id = ? ORDER BY session_id""",
+            (chat_id,),
+        )
+    ]
+    return dialog
+
+
+def list_messages(
+    conn: sqlite3.Connection, chat_id: int, limit: int, after_message_id: int | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    rows = [
+        dict(r)
+        for r in conn.execute(
+            """SELECT message_id, chat_id, session_id, author_id, author_role, text, created_at, edited, deleted
+               FROM messages WHERE chat_id = ? AND message_id > ? ORDER BY message_id LIMIT ?""",
+            (chat_id, after_message_id or 0, limit + 1),
+        )
+    ]
+    for r in rows:
+        r["edited"] = bool(r["edited"])
+        r["deleted"] = bool(r["deleted"])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1]["message_id"] if more and rows else None)
+
+
+def list_users(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Everyone seen in any dialog, with the role they had and how many dialogs they were in."""
+    return [
+        dict(r)
+        for r in conn.execute(
+            """SELECT user_id, MAX(name) AS name, MIN(role) AS role, count(*) AS dialogs
+               FROM participants GROUP BY user_id ORDER BY user_id"""
+        )
+    ]
+
+
+def get_setting(conn: sqlite3.Connection, key: str, default: str = "") -> str:
+    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else default
+
+
+def stats(conn: sqlite3.Connection) -> dict[str, Any]:
+    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+    return {
+        "dialogs": one("SELECT count(*) FROM dialogs"),
+        "messages": one("SELECT count(*) FROM messages"),
+        "pending_handoffs": one("SELECT count(*) FROM handoffs WHERE done_ts IS NULL"),
+        "failed_handoffs": one("SELECT count(*) FROM handoffs WHERE outcome = 'failed'"),
+        "last_event_at": one("SELECT MAX(received_at) FROM events"),
+    }

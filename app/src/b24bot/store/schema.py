@@ -1,0 +1,114 @@
+"""Versioned schema. Each entry upgrades the database by one `PRAGMA user_version`; never edit a released step."""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: dialogs, sessions, participants, messages (+ edit history), raw events, hand-off queue, settings.
+    """
+    CREATE TABLE dialogs (
+        chat_id          INTEGER PRIMARY KEY,
+        dialog_id        TEXT NOT NULL,
+        connector        TEXT,
+        line_id          TEXT,
+        external_chat_id TEXT,
+        client_user_id   TEXT,
+        title            TEXT,
+        first_seen_at    TEXT NOT NULL,
+        last_message_at  TEXT,
+        message_count    INTEGER NOT NULL DEFAULT 0,
+        transferred_at   TEXT
+    );
+    CREATE INDEX dialogs_last_message ON dialogs(last_message_at);
+    CREATE INDEX dialogs_first_seen ON dialogs(first_seen_at);
+
+    CREATE TABLE sessions (
+        session_id      INTEGER PRIMARY KEY,
+        chat_id         INTEGER NOT NULL,
+        line_id         TEXT,
+        connector       TEXT,
+        crm_entity_type TEXT,
+        crm_entity_id   TEXT,
+        crm_bindings    TEXT,
+        started_at      TEXT,
+        first_seen_at   TEXT NOT NULL,
+        transferred_at  TEXT,
+        closed_at       TEXT
+    );
+    CREATE INDEX sessions_chat ON sessions(chat_id);
+
+    CREATE TABLE participants (
+        chat_id       INTEGER NOT NULL,
+        user_id       INTEGER NOT NULL,
+        name          TEXT,
+        role          TEXT NOT NULL,
+        first_seen_at TEXT NOT NULL,
+        PRIMARY KEY (chat_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX participants_user ON participants(user_id);
+
+    CREATE TABLE messages (
+        message_id    INTEGER PRIMARY KEY,
+        chat_id       INTEGER NOT NULL,
+        session_id    INTEGER,
+        author_id     INTEGER,
+        author_role   TEXT NOT NULL,
+        text          TEXT NOT NULL DEFAULT '',
+        original_text TEXT,
+        created_at    TEXT NOT NULL,
+        edited        INTEGER NOT NULL DEFAULT 0,
+        deleted       INTEGER NOT NULL DEFAULT 0,
+        source        TEXT NOT NULL DEFAULT 'event'
+    );
+    CREATE INDEX messages_chat ON messages(chat_id, message_id);
+
+    CREATE TABLE message_edits (
+        id         INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        text       TEXT,
+        at         TEXT NOT NULL
+    );
+    CREATE INDEX message_edits_message ON message_edits(message_id);
+
+    CREATE TABLE events (
+        id          INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        chat_id     INTEGER,
+        dedup_key   TEXT UNIQUE,
+        payload     TEXT NOT NULL
+    );
+    CREATE INDEX events_received ON events(received_at);
+
+    CREATE TABLE handoffs (
+        id              INTEGER PRIMARY KEY,
+        chat_id         INTEGER NOT NULL,
+        target          TEXT NOT NULL,
+        created_ts      REAL NOT NULL,
+        next_attempt_ts REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        locked_until    REAL,
+        done_ts         REAL,
+        outcome         TEXT,
+        last_error      TEXT
+    );
+    CREATE INDEX handoffs_due ON handoffs(next_attempt_ts) WHERE done_ts IS NULL;
+    CREATE UNIQUE INDEX handoffs_one_open ON handoffs(chat_id) WHERE done_ts IS NULL;
+
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+
+    CREATE TABLE portal_log (
+        id        INTEGER PRIMARY KEY,
+        at        TEXT NOT NULL,
+        event     TEXT NOT NULL,
+        member_id TEXT,
+        domain    TEXT,
+        detail    TEXT
+    );
+    """,
+]
+
+LATEST = len(MIGRATIONS)

@@ -1,0 +1,192 @@
+"""Idempotent writes. Each takes a connection inside `Database.write()` so one event is one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class DialogRow:
+    chat_id: int
+    dialog_id: str
+    connector: str | None
+    line_id: str | None
+    external_chat_id: str | None
+    client_user_id: str | None
+    title: str | None
+    seen_at: str
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    message_id: int
+    chat_id: int
+    session_id: int | None
+    author_id: int | None
+    author_role: str
+    text: str
+    created_at: str
+    source: str = "event"
+
+
+def record_event(
+    conn: sqlite3.Connection,
+    received_at: str,
+    event: str,
+    chat_id: int | None,
+    dedup_key: str | None,
+    payload: str,
+) -> bool:
+    """Keep the raw (redacted) event; False when the same event was already recorded."""
+    cur = conn.execute(
+        "INSERT INTO events (received_at, event, chat_id, dedup_key, payload) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT(dedup_key) DO NOTHING",
+        (received_at, event, chat_id, dedup_key, payload),
+    )
+    return cur.rowcount == 1
+
+
+def upsert_dialog(conn: sqlite3.Connection, d: DialogRow) -> None:
+    conn.execute(
+        """INSERT INTO dialogs (chat_id, dialog_id, connector, line_id, external_chat_id, client_user_id, title,
+                                first_seen_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(chat_id) DO UPDATE SET
+               connector = COALESCE(excluded.connector, connector),
+               line_id = COALESCE(excluded.line_id, line_id),
+               external_chat_id = COALESCE(excluded.external_chat_id, external_chat_id),
+               client_user_id = COALESCE(excluded.client_user_id, client_user_id),
+               title = COALESCE(excluded.title, title),
+               first_seen_at = MIN(first_seen_at, excluded.first_seen_at)""",
+        (
+            d.chat_id,
+            d.dialog_id,
+            d.connector,
+            d.line_id,
+            d.external_chat_id,
+            d.client_user_id,
+            d.title,
+            d.seen_at,
+        ),
+    )
+
+
+def upsert_session(
+    conn: sqlite3.Connection,
+    session_id: int,
+    chat_id: int,
+    line_id: str | None,
+    connector: str | None,
+    crm_entity_type: str | None,
+    crm_entity_id: str | None,
+    crm_bindings: str | None,
+    started_at: str | None,
+    seen_at: str,
+) -> None:
+    conn.execute(
+        """INSERT INTO sessions (session_id, chat_id, line_id, connector, crm_entity_type, crm_entity_id,
+                                 crm_bindings, started_at, first_seen_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(session_id) DO UPDATE SET
+               crm_entity_type = COALESCE(NULLIF(excluded.crm_entity_type, ''), crm_entity_type),
+               crm_entity_id = COALESCE(NULLIF(excluded.crm_entity_id, ''), crm_entity_id),
+               crm_bindings = COALESCE(NULLIF(excluded.crm_bindings, ''), crm_bindings),
+               started_at = COALESCE(started_at, excluded.started_at)""",
+        (
+            session_id,
+            chat_id,
+            line_id,
+            connector,
+            crm_entity_type,
+            crm_entity_id,
+            crm_bindings,
+            started_at,
+            seen_at,
+        ),
+    )
+
+
+def upsert_participant(
+    conn: sqlite3.Connection, chat_id: int, user_id: int, name: str | None, role: str, seen_at: str
+) -> None:
+    conn.execute(
+        """INSERT INTO participants (chat_id, user_id, name, role, first_seen_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT(chat_id, user_id) DO UPDATE SET name = COALESCE(NULLIF(excluded.name, ''), name)""",
+        (chat_id, user_id, name, role, seen_at),
+    )
+
+
+def insert_message(conn: sqlite3.Connection, m: MessageRow) -> bool:
+    """Insert once per message id; the dialog's counters move only for a new row."""
+    cur = conn.execute(
+        """INSERT INTO messages (message_id, chat_id, session_id, author_id, author_role, text, original_text,
+                                 created_at, source)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id) DO NOTHING""",
+        (
+            m.message_id,
+            m.chat_id,
+            m.session_id,
+            m.author_id,
+            m.author_role,
+            m.text,
+            m.text,
+            m.created_at,
+            m.source,
+        ),
+    )
+    if cur.rowcount != 1:
+        return False
+    conn.execute(
+        """UPDATE dialogs SET message_count = message_count + 1,
+               last_message_at = MAX(COALESCE(last_message_at, ''), ?)
+           WHERE chat_id = ?""",
+        (m.created_at, m.chat_id),
+    )
+    return True
+
+
+def edit_message(conn: sqlite3.Connection, m: MessageRow) -> None:
+    """A new text for a message; the original and every version stay in `message_edits`."""
+    if not insert_message(conn, m):
+        conn.execute("UPDATE messages SET text = ?, edited = 1 WHERE message_id = ?", (m.text, m.message_id))
+    else:
+        conn.execute("UPDATE messages SET edited = 1 WHERE message_id = ?", (m.message_id,))
+    conn.execute(
+        "INSERT INTO message_edits (message_id, kind, text, at) VALUES (?, 'edit', ?, ?)",
+        (m.message_id, m.text, m.created_at),
+    )
+
+
+def delete_message(conn: sqlite3.Connection, m: MessageRow) -> None:
+    """Flag as deleted; the stored text is kept (the event only carries "message ... has been deleted")."""
+    insert_message(conn, replace(m, text=""))  # a deletion of a message we never saw still leaves a trace
+    conn.execute("UPDATE messages SET deleted = 1 WHERE message_id = ?", (m.message_id,))
+    conn.execute(
+        "INSERT INTO message_edits (message_id, kind, text, at) VALUES (?, 'delete', NULL, ?)",
+        (m.message_id, m.created_at),
+    )
+
+
+def enqueue_handoff(conn: sqlite3.Connection, chat_id: int, target: str, now: float) -> bool:
+    """At most one open hand-off per chat."""
+    cur = conn.execute(
+        """INSERT INTO handoffs (chat_id, target, created_ts, next_attempt_ts) VALUES (?, ?, ?, ?)
+           ON CONFLICT(chat_id) WHERE done_ts IS NULL DO NOTHING""",
+        (chat_id, target, now, now),
+    )
+    return cur.rowcount == 1
+
+
+def set_setting(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def log_portal(conn: sqlite3.Connection, at: str, event: str, member_id: str, domain: str, detail: str) -> None:
+    conn.execute(
+        "INSERT INTO portal_log (at, event, member_id, domain, detail) VALUES (?, ?, ?, ?, ?)",
+        (at, event, member_id, domain, detail),
+    )

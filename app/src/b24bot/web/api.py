@@ -1,0 +1,128 @@
+"""The local read API, behind `Authorization: Bearer <B24BOT_API_TOKEN>`."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, request
+
+from ..store import reads
+from .app import services
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+MAX_LIMIT = 500
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class BadRequest(ValueError):
+    pass
+
+
+@bp.before_request
+def require_token() -> Any:
+    expected = services().ctx.settings.api_token
+    if not expected:
+        return jsonify(error="the API is disabled: B24BOT_API_TOKEN is not set"), 503
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+        return jsonify(error="missing or wrong bearer token"), 401
+    return None
+
+
+@bp.errorhandler(BadRequest)
+def bad_request(exc: BadRequest) -> Any:
+    return jsonify(error=str(exc)), 400
+
+
+def _int_arg(name: str, default: int | None = None, lo: int = 0, hi: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an integer") from exc
+    if value < lo or (hi is not None and value > hi):
+        raise BadRequest(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _dialog_filter() -> reads.DialogFilter:
+    args = request.args
+    since = args.get("since") or None
+    if since:
+        try:
+            parsed = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise BadRequest("since must be an ISO 8601 time") from exc
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        since = parsed.astimezone(timezone.utc).isoformat(timespec="seconds")
+    try:
+        tz_hours = float(args.get("tz_offset") or 0)
+    except ValueError as exc:
+        raise BadRequest("tz_offset must be a number of hours") from exc
+    if not -14 <= tz_hours <= 14:
+        raise BadRequest("tz_offset must be between -14 and 14")
+    day_start = day_end = None
+    if args.get("date"):
+        try:
+            day = date.fromisoformat(args["date"])
+        except ValueError as exc:
+            raise BadRequest("date must be YYYY-MM-DD") from exc
+        local_midnight = datetime(day.year, day.month, day.day, tzinfo=timezone(timedelta(hours=tz_hours)))
+        start = local_midnight.astimezone(timezone.utc)
+        day_start = start.isoformat(timespec="seconds")
+        day_end = (start + timedelta(days=1)).isoformat(timespec="seconds")
+    for key in ("start_time", "end_time"):
+        if args.get(key) and not _HHMM.match(args[key]):
+            raise BadRequest(f"{key} must be HH:MM")
+    return reads.DialogFilter(
+        since=since,
+        day_start=day_start,
+        day_end=day_end,
+        tz_hours=tz_hours,
+        start_time=args.get("start_time") or None,
+        end_time=args.get("end_time") or None,
+        line_id=args.get("line_id") or None,
+    )
+
+
+@bp.get("/dialogs")
+def dialogs() -> Any:
+    limit = _int_arg("limit", 100, 1, MAX_LIMIT) or 100
+    cursor = _int_arg("cursor", None, 1)
+    items, nxt = reads.list_dialogs(services().ctx.db.read(), limit, cursor, _dialog_filter())
+    return jsonify(items=items, next=str(nxt) if nxt else None)
+
+
+@bp.get("/dialogs/<int:chat_id>")
+def dialog(chat_id: int) -> Any:
+    found = reads.get_dialog(services().ctx.db.read(), chat_id)
+    if found is None:
+        abort(404)
+    return jsonify(found)
+
+
+@bp.get("/dialogs/<int:chat_id>/messages")
+def messages(chat_id: int) -> Any:
+    conn = services().ctx.db.read()
+    if reads.get_dialog(conn, chat_id) is None:
+        abort(404)
+    limit = _int_arg("limit", 100, 1, MAX_LIMIT) or 100
+    cursor = _int_arg("cursor", None, 0)
+    items, nxt = reads.list_messages(conn, chat_id, limit, cursor)
+    return jsonify(items=items, next=str(nxt) if nxt else None)
+
+
+@bp.get("/users")
+def users() -> Any:
+    return jsonify(items=reads.list_users(services().ctx.db.read()))
+
+
+@bp.app_errorhandler(404)
+def not_found(_exc: Any) -> Any:
+    return jsonify(error="not found"), 404

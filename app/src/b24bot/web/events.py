@@ -1,0 +1,83 @@
+"""POST / : the Bitrix24 handler URL (install and every event)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from ..bitrix import events as ev
+from ..bitrix.errors import BitrixError
+from ..jobs import ingest, install
+from .app import services
+
+log = logging.getLogger(__name__)
+bp = Blueprint("events", __name__)
+
+OK = {"status": "ok"}
+
+
+def _error(status: int, message: str) -> Any:
+    return jsonify(error=message), status
+
+
+@bp.post("/")
+def handle() -> Any:
+    svc = services()
+    ctype = request.mimetype or ""
+    if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return _error(400, "expected a form-encoded Bitrix24 event")
+    try:
+        event = ev.parse(request.form.items(multi=True))
+    except ev.BadEvent as exc:
+        log.info("rejected body: %s", exc)
+        return _error(400, str(exc))
+    ctx = svc.ctx
+
+    if event.name == ev.INSTALL:
+        try:
+            result = install.install(ctx, event)
+        except ev.BadEvent as exc:
+            return _error(400, str(exc))
+        except install.InstallRefused as exc:
+            log.warning("install refused from %s: %s", event.auth.domain, exc)
+            return _error(403, f"install refused: {exc}")
+        except install.InstallFailed as exc:
+            log.error("install from %s failed: %s", event.auth.domain, exc)
+            return _error(502, f"install failed: {exc}")
+        return jsonify(status="ok", **result)
+
+    try:
+        installed = ingest.verify(ctx, event)
+    except ingest.Unverified as exc:
+        log.warning("%s rejected: %s", event.name, exc)
+        return _error(401, str(exc))
+
+    try:
+        if event.name == ev.JOIN:
+            outcome, chat_id = ingest.record_join(ctx, event)
+            if chat_id is not None:
+                svc.ensure_worker()
+                svc.worker.kick()
+        elif event.name in (ev.MESSAGE_ADD, ev.MESSAGE_UPDATE, ev.MESSAGE_DELETE):
+            bot_id = installed.get("bot_id")
+            outcome = ingest.record_message(ctx, event, int(bot_id) if bot_id else None)
+            chat_id = ev.chat_id_of(event.params) if ev.is_lines(event.params) else None
+        elif event.name == ev.UNINSTALL:
+            install.uninstall(ctx, event)
+            outcome, chat_id = "uninstalled", None
+        elif event.name == ev.BOT_DELETE:
+            install.bot_deleted(ctx, event)
+            outcome, chat_id = "bot deleted", None
+        else:
+            log.info("%s ignored: not an event this app handles", event.name)
+            return jsonify(OK)
+    except ev.BadEvent as exc:
+        log.info("%s rejected: %s", event.name, exc)
+        return _error(400, str(exc))
+    except BitrixError as exc:  # bookkeeping on auth.json (bot deleted, uninstall) failed
+        log.error("%s: %s", event.name, exc)
+        return _error(500, str(exc))
+    log.info("%s chat=%s %s", event.name, chat_id, outcome)
+    return jsonify(OK)

@@ -1,0 +1,337 @@
+"""A simulated Bitrix24 portal on a real socket: OAuth token endpoint, the REST methods b24bot calls, faults.
+
+Stdlib only, so it also runs inside the test containers. It follows the documented protocol: JSON or form REST
+calls with `auth`, `{"result": ...}` / `{"error", "error_description"}` answers with Bitrix24's HTTP statuses,
+single-use refresh tokens, `WRONG_CHAT` once a dialog has left bot mode, `QUERY_LIMIT_EXCEEDED` over the
+leaky bucket (2 req/s, burst 50) when enabled.
+
+Control endpoints (JSON) under /_sim/: GET calls, GET state, GET install (auth block for an ONAPPINSTALL),
+POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}), POST expire, POST reset,
+POST rate_limit ({"rate": 2, "burst": 50} or {}), POST down ({"seconds": S}).
+Fault kinds: 5xx, hang, expired_token, query_limit, wrong_chat, down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+ACCESS_TTL = 3600
+
+
+class Fault:
+    def __init__(self, method: str, kind: str, count: int | None, every: int, delay: float) -> None:
+        self.method, self.kind, self.count, self.every, self.delay = method, kind, count, every, delay
+        self.seen = 0
+
+    def fires(self, method: str) -> bool:
+        if self.method not in ("*", method) or self.count == 0:
+            return False
+        self.seen += 1
+        if self.seen % self.every:
+            return False
+        if self.count is not None:
+            self.count -= 1
+        return True
+
+
+class State:
+    def __init__(self, client_id: str, client_secret: str, domain: str, base_url: str) -> None:
+        self.lock = threading.Lock()
+        self.client_id, self.client_secret = client_id, client_secret
+        self.domain, self.base_url = domain, base_url
+        self.reset()
+
+    def reset(self) -> None:
+        self.member_id = secrets.token_hex(16)
+        self.application_token = secrets.token_hex(16)
+        self.access_token = secrets.token_hex(24)
+        self.refresh_token = secrets.token_hex(24)
+        self.expires = int(time.time()) + ACCESS_TTL
+        self.old_access: set[str] = set()
+        self.calls: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
+        self.refreshes = 0
+        self.failed_refreshes = 0
+        self.bots: dict[str, int] = {}
+        self.in_bot_mode: dict[int, bool] = {}
+        self.lines = {1: {}, 2: {}}
+        self.bucket = None  # (rate, burst) when the portal's rate limit is enforced
+        self.level, self.level_t = 0.0, time.time()
+        self.limit_hits = 0
+        self.down_until = 0.0
+        self.next_bot = 100
+
+    def install_auth(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "member_id": self.member_id,
+            "application_token": self.application_token,
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "expires_in": str(ACCESS_TTL),
+            "expires": str(self.expires),
+            "scope": "imbot,imopenlines,user",
+            "status": "L",
+            "user_id": "1",
+            "client_endpoint": f"{self.base_url}/rest/",
+            "server_endpoint": f"{self.base_url}/rest/",
+        }
+
+
+def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, body: Any, ctype: str = "application/json") -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> dict[str, Any]:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if not raw:
+                return {}
+            if (self.headers.get("Content-Type") or "").startswith("application/json"):
+                return json.loads(raw)
+            return dict(parse_qsl(raw.decode()))
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/oauth/token/":
+                self._oauth(dict(parse_qsl(url.query)))
+            elif url.path == "/_sim/calls":
+                with state.lock:
+                    self._send(200, state.calls)
+            elif url.path == "/_sim/state":
+                with state.lock:
+                    self._send(
+                        200,
+                        {
+                            "refreshes": state.refreshes,
+                            "failed_refreshes": state.failed_refreshes,
+                            "bots": state.bots,
+                            "lines": {str(k): v for k, v in state.lines.items()},
+                            "limit_hits": state.limit_hits,
+                            "access_token_expires": state.expires,
+                        },
+                    )
+            elif url.path == "/_sim/install":
+                with state.lock:
+                    self._send(200, state.install_auth())
+            else:
+                self._send(404, {"error": "NOT_FOUND"})
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            try:
+                body = self._body()
+            except ValueError:
+                self._send(400, {"error": "INVALID_REQUEST", "error_description": "bad body"})
+                return
+            if url.path.startswith("/rest/"):
+                self._rest(url.path[len("/rest/") :].removesuffix(".json"), body)
+            elif url.path == "/oauth/token/":
+                self._oauth({**dict(parse_qsl(url.query)), **body})
+            elif url.path.startswith("/_sim/"):
+                self._control(url.path[len("/_sim/") :], body)
+            else:
+                self._send(404, {"error": "NOT_FOUND"})
+
+        # ---- control -----------------------------------------------------------------------------------
+
+        def _control(self, what: str, body: dict[str, Any]) -> None:
+            with state.lock:
+                if what == "faults":
+                    for f in body if isinstance(body, list) else [body]:
+                        state.faults.append(
+                            Fault(
+                                f.get("method", "*"),
+                                f["kind"],
+                                f.get("count"),
+                                int(f.get("every", 1)),
+                                float(f.get("delay", 30)),
+                            )
+                        )
+                elif what == "clear_faults":
+                    state.faults.clear()
+                elif what == "expire":
+                    state.expires = int(time.time()) - 1
+                elif what == "reset":
+                    state.reset()
+                elif what == "rate_limit":
+                    state.bucket = (float(body["rate"]), float(body["burst"])) if body else None
+                    state.level, state.level_t = 0.0, time.time()
+                elif what == "down":
+                    state.down_until = time.time() + float(body.get("seconds", 0))
+                else:
+                    self._send(404, {"error": "NOT_FOUND"})
+                    return
+            self._send(200, {"status": "ok"})
+
+        # ---- OAuth -------------------------------------------------------------------------------------
+
+        def _oauth(self, q: dict[str, str]) -> None:
+            with state.lock:
+                if q.get("grant_type") != "refresh_token":
+                    self._send(400, {"error": "invalid_request", "error_description": "grant_type"})
+                    return
+                if q.get("client_id") != state.client_id or q.get("client_secret") != state.client_secret:
+                    self._send(401, {"error": "invalid_client", "error_description": "Invalid client"})
+                    return
+                if q.get("refresh_token") != state.refresh_token:
+                    state.failed_refreshes += 1
+                    self._send(400, {"error": "invalid_grant", "error_description": "Invalid grant"})
+                    return
+                state.old_access.add(state.access_token)
+                state.access_token = secrets.token_hex(24)
+                state.refresh_token = secrets.token_hex(24)  # single use: the old one is dead now
+                state.expires = int(time.time()) + ACCESS_TTL
+                state.refreshes += 1
+                self._send(
+                    200,
+                    {
+                        "access_token": state.access_token,
+                        "client_endpoint": f"{state.base_url}/rest/",
+                        "domain": "oauth.simulated",
+                        "expires": state.expires,
+                        "expires_in": ACCESS_TTL,
+                        "member_id": state.member_id,
+                        "refresh_token": state.refresh_token,
+                        "scope": "imbot,imopenlines,user",
+                        "server_endpoint": f"{state.base_url}/rest/",
+                        "status": "L",
+                        "user_id": 1,
+                    },
+                )
+
+        # ---- REST --------------------------------------------------------------------------------------
+
+        def _rest(self, method: str, params: dict[str, Any]) -> None:
+            token = params.pop("auth", "")
+            with state.lock:
+                call = {"method": method, "params": params, "t": time.time()}
+                state.calls.append(call)
+                if time.time() < state.down_until:
+                    call["answer"] = "down"
+                    self._send(503, b"<html>503 Service Temporarily Unavailable</html>", "text/html")
+                    return
+                fault = next((f for f in state.faults if f.fires(method)), None)
+                if state.bucket and fault is None:
+                    rate, burst = state.bucket
+                    now = time.time()
+                    state.level = max(0.0, state.level - (now - state.level_t) * rate)
+                    state.level_t = now
+                    if state.level + 1 > burst:
+                        state.limit_hits += 1
+                        call["answer"] = "QUERY_LIMIT_EXCEEDED"
+                        self._send(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
+                        return
+                    state.level += 1
+                if token in state.old_access or (token == state.access_token and time.time() > state.expires):
+                    call["answer"] = "expired_token"
+                    self._send(
+                        401, {"error": "expired_token", "error_description": "The access token provided has expired."}
+                    )
+                    return
+                if token != state.access_token:
+                    call["answer"] = "invalid_token"
+                    self._send(
+                        401, {"error": "invalid_token", "error_description": "Unable to get application by token"}
+                    )
+                    return
+                if fault is not None and fault.kind != "hang":
+                    status, err = {
+                        "5xx": (500, "INTERNAL_SERVER_ERROR"),
+                        "expired_token": (401, "expired_token"),
+                        "query_limit": (503, "QUERY_LIMIT_EXCEEDED"),
+                        "wrong_chat": (400, "WRONG_CHAT"),
+                        "down": (503, None),
+                    }[fault.kind]
+                    call["answer"] = f"fault:{fault.kind}"
+                    if fault.kind == "expired_token":
+                        state.expires = int(time.time()) - 1
+                    if err is None:
+                        self._send(status, b"<html>503</html>", "text/html")
+                    else:
+                        self._send(status, {"error": err, "error_description": f"simulated {fault.kind}"})
+                    return
+                try:
+                    status, result = self._method(method, params)
+                except (KeyError, ValueError, TypeError) as exc:
+                    status, result = 400, {"error": "INVALID_ARGUMENTS", "error_description": str(exc)}
+                call["answer"] = result.get("error", "ok") if isinstance(result, dict) else "ok"
+            if fault is not None:  # hang: answer late, outside the lock
+                time.sleep(fault.delay)
+            self._send(status, result if status != 200 else {"result": result, "time": {"start": time.time()}})
+
+        def _method(self, method: str, p: dict[str, Any]) -> tuple[int, Any]:
+            if method == "app.info":
+                return 200, {"ID": 7, "CODE": state.client_id, "VERSION": 1, "STATUS": "L", "INSTALLED": True}
+            if method == "imbot.register":
+                code = p["CODE"]
+                if not p.get("EVENT_HANDLER") and not p.get("EVENT_MESSAGE_ADD"):
+                    return 400, {"error": "EVENT_MESSAGE_ADD_ERROR", "error_description": "Handler isn't specified"}
+                if code not in state.bots:
+                    state.bots[code] = state.next_bot
+                    state.next_bot += 1
+                return 200, state.bots[code]
+            if method == "event.bind":
+                return 200, True
+            if method == "imopenlines.config.list.get":
+                return 200, [{"ID": str(i), "LINE_NAME": f"Line {i}"} for i in sorted(state.lines)]
+            if method == "imopenlines.config.update":
+                line = int(p["CONFIG_ID"])
+                if line not in state.lines:
+                    return 400, {"error": "CONFIG_NOT_FOUND", "error_description": "Open line not found"}
+                state.lines[line] = dict(p["PARAMS"])
+                return 200, True
+            if method in ("imopenlines.bot.session.operator", "imopenlines.bot.session.transfer"):
+                chat = int(p.get("CHAT_ID") or 0)
+                if not chat:
+                    return 400, {"error": "CHAT_ID_EMPTY", "error_description": "Chat ID can't be empty"}
+                if state.in_bot_mode.get(chat) is False:
+                    return 400, {"error": "WRONG_CHAT", "error_description": "Operator is not a bot"}
+                state.in_bot_mode[chat] = False
+                return 200, True
+            return 400, {"error": "ERROR_METHOD_NOT_FOUND", "error_description": f"Method not found: {method}"}
+
+    return Handler
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=9100)
+    ap.add_argument("--client-id", default="local.test.1")
+    ap.add_argument("--client-secret", default="test-client-secret")
+    args = ap.parse_args(argv)
+    state = State(args.client_id, args.client_secret, f"{args.host}:{args.port}", f"http://{args.host}:{args.port}")
+    server = Server((args.host, args.port), make_handler(state))
+    print(f"simulated portal on http://{args.host}:{args.port}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,7 @@ single-use refresh tokens, `WRONG_CHAT` once a dialog has left bot mode, `QUERY_
 leaky bucket (2 req/s, burst 50) when enabled.
 
 Control endpoints (JSON) under /_sim/: GET calls, GET state, GET install (auth block for an ONAPPINSTALL),
-POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}), POST expire, POST reset,
+POST reinstall, POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}), POST expire, POST reset,
 POST rate_limit ({"rate": 2, "burst": 50} or {}), POST down ({"seconds": S}).
 Fault kinds: 5xx, hang, expired_token, query_limit, wrong_chat, down.
 """
@@ -169,6 +169,11 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                         )
                 elif what == "clear_faults":
                     state.faults.clear()
+                elif what == "reinstall":  # the admin pressed Reinstall: a new token pair, same portal
+                    state.old_access.add(state.access_token)
+                    state.access_token = secrets.token_hex(24)
+                    state.refresh_token = secrets.token_hex(24)
+                    state.expires = int(time.time()) + ACCESS_TTL
                 elif what == "expire":
                     state.expires = int(time.time()) - 1
                 elif what == "reset":

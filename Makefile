@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export ANSIBLE_CONFIG := $(abspath ansible.cfg)
+# Tests import the app from app/src (pytest.ini); no bytecode or egg-info lands in the tree the role deploys.
+export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv lint pytest images molecule molecule-default molecule-fleet test demo deploy bench clean
 
@@ -17,7 +19,6 @@ $(VENV)/.stamp: requirements-dev.txt app/requirements.txt app/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -r app/requirements.txt
-	$(PY) -m pip install -q --no-deps -e app
 	touch $@
 
 venv: $(VENV)/.stamp

@@ -46,7 +46,8 @@ def wait_http(url: str, timeout: float = 15.0) -> None:
 
 
 class PortalSim:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, state_file: Path) -> None:
+        self.state_file = state_file
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -62,6 +63,8 @@ class PortalSim:
                 CLIENT_ID,
                 "--client-secret",
                 CLIENT_SECRET,
+                "--state",
+                str(self.state_file),
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -241,8 +244,8 @@ def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> 
 
 
 @pytest.fixture
-def portal() -> Iterator[PortalSim]:
-    sim = PortalSim(free_port())
+def portal(tmp_path: Path) -> Iterator[PortalSim]:
+    sim = PortalSim(free_port(), tmp_path / "portal-state.json")
     sim.start()
     yield sim
     sim.stop()

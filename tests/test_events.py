@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import forms
 import pytest
+
+import forms
 from conftest import App, PortalSim, wait_for
 
 

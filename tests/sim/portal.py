@@ -6,7 +6,8 @@ single-use refresh tokens, `WRONG_CHAT` once a dialog has left bot mode, `QUERY_
 leaky bucket (2 req/s, burst 50) when enabled.
 
 Control endpoints (JSON) under /_sim/: GET calls, GET state, GET install (auth block for an ONAPPINSTALL),
-POST reinstall, POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}), POST expire, POST reset,
+POST reinstall, POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}),
+POST expire, POST reset,
 POST rate_limit ({"rate": 2, "burst": 50} or {}), POST down ({"seconds": S}).
 Fault kinds: 5xx, hang, expired_token, query_limit, wrong_chat, down.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import secrets
 import sys
 import threading
@@ -44,11 +46,32 @@ class Fault:
 
 
 class State:
-    def __init__(self, client_id: str, client_secret: str, domain: str, base_url: str) -> None:
+    PERSISTED = ("member_id", "application_token", "access_token", "refresh_token", "expires", "bots", "next_bot")
+
+    def __init__(self, client_id: str, client_secret: str, domain: str, base_url: str, path: str = "") -> None:
         self.lock = threading.Lock()
         self.client_id, self.client_secret = client_id, client_secret
         self.domain, self.base_url = domain, base_url
+        self.path = path
         self.reset()
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                saved = json.load(fh)
+            for key in self.PERSISTED:
+                setattr(self, key, saved[key])
+            self.old_access = set(saved["old_access"])
+            self.in_bot_mode = {int(k): v for k, v in saved["in_bot_mode"].items()}
+
+    def save(self) -> None:
+        """A restarted portal is the same portal: same tokens, bots and dialogs (a real outage loses nothing)."""
+        if not self.path:
+            return
+        data = {key: getattr(self, key) for key in self.PERSISTED}
+        data["old_access"] = sorted(self.old_access)
+        data["in_bot_mode"] = self.in_bot_mode
+        with open(self.path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(self.path + ".tmp", self.path)
 
     def reset(self) -> None:
         self.member_id = secrets.token_hex(16)
@@ -186,6 +209,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._send(404, {"error": "NOT_FOUND"})
                     return
+                state.save()
             self._send(200, {"status": "ok"})
 
         # ---- OAuth -------------------------------------------------------------------------------------
@@ -207,6 +231,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 state.refresh_token = secrets.token_hex(24)  # single use: the old one is dead now
                 state.expires = int(time.time()) + ACCESS_TTL
                 state.refreshes += 1
+                state.save()
                 self._send(
                     200,
                     {
@@ -280,6 +305,8 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 except (KeyError, ValueError, TypeError) as exc:
                     status, result = 400, {"error": "INVALID_ARGUMENTS", "error_description": str(exc)}
                 call["answer"] = result.get("error", "ok") if isinstance(result, dict) else "ok"
+                if method.startswith(("imbot.register", "imopenlines.bot.session.")) and status == 200:
+                    state.save()
             if fault is not None:  # hang: answer late, outside the lock
                 time.sleep(fault.delay)
             self._send(status, result if status != 200 else {"result": result, "time": {"start": time.time()}})
@@ -329,8 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=9100)
     ap.add_argument("--client-id", default="local.test.1")
     ap.add_argument("--client-secret", default="test-client-secret")
+    ap.add_argument("--state", default="", help="file that keeps the portal's identity across restarts")
     args = ap.parse_args(argv)
-    state = State(args.client_id, args.client_secret, f"{args.host}:{args.port}", f"http://{args.host}:{args.port}")
+    base = f"http://{args.host}:{args.port}"
+    state = State(args.client_id, args.client_secret, f"{args.host}:{args.port}", base, args.state)
     server = Server((args.host, args.port), make_handler(state))
     print(f"simulated portal on http://{args.host}:{args.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -1,0 +1,113 @@
+"""Faults under load: concurrent writers, a worker killed mid-run, a full disk. Nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import App, PortalSim, free_port, wait_for
+
+
+def worker_pids(app: App) -> list[int]:
+    assert app.proc is not None
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(app.proc.pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_concurrent_writers_lose_and_duplicate_nothing(app: App, portal: PortalSim) -> None:
+    app.workers = 4
+    app.restart()
+    app.install()
+    ids = list(range(1, 401)) + list(range(1, 101))  # 100 duplicates, interleaved by the pool
+
+    def send(mid: int) -> int:
+        return app.message(100 + mid % 20, mid, f"message {mid}").status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(send, ids)) == {200}
+    assert app.count("messages") == 400
+    with app.db() as db:
+        total = db.execute("SELECT SUM(message_count) FROM dialogs").fetchone()[0]
+    assert total == 400
+
+
+def test_worker_killed_mid_run_loses_no_acknowledged_event(app: App, portal: PortalSim) -> None:
+    app.workers = 3
+    app.restart()
+    app.install()
+    acked: list[int] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def sender(offset: int) -> None:
+        mid = offset
+        while not stop.is_set() and mid < offset + 400:
+            try:
+                resp = app.message(mid % 50 + 1, mid, f"m{mid}")
+            except requests.RequestException:
+                resp = None
+            if resp is not None and resp.status_code == 200:
+                with lock:
+                    acked.append(mid)
+            mid += 1
+
+    threads = [threading.Thread(target=sender, args=(n * 100_000,)) for n in range(1, 5)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(acked) > 200, what="traffic")
+    os.kill(worker_pids(app)[0], signal.SIGKILL)  # gunicorn replaces it; in-flight requests fail, not lie
+    for t in threads:
+        t.join(120)
+    stop.set()
+    assert len(acked) >= 1000
+    with app.db() as db:
+        stored = [r[0] for r in db.execute("SELECT message_id FROM messages")]
+    assert len(stored) == len(set(stored))
+    assert set(acked) <= set(stored)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    rc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mnt)], capture_output=True)
+    if rc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {rc.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_answers_an_error_and_recovers(tmp_path: Path, portal: PortalSim, small_disk: Path) -> None:
+    app = App(small_disk, portal, free_port())
+    app.env_extra = {"B24BOT_LOG_FILE": str(tmp_path / "bot.log")}
+    app.start()
+    try:
+        app.install()
+        ballast = small_disk / "ballast"
+        statuses = []
+        big = "x" * 4000
+        with ballast.open("wb") as fh:
+            fh.write(b"\0" * 600_000)
+        for mid in range(1, 400):
+            statuses.append(app.message(1, mid, big).status_code)
+            if statuses[-1] != 200:
+                break
+        assert statuses[-1] == 503, statuses[-5:]
+        stored = app.count("messages")
+        with app.db() as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        ballast.unlink()
+        wait_for(lambda: app.message(1, 10_000, "space is back").status_code == 200, what="recovery")
+        assert app.count("messages") == stored + 1
+        assert app.http.get(app.url + "healthz").status_code == 200
+    finally:
+        app.stop()
+        time.sleep(0.2)

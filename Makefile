@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 # Tests import the app from app/src (pytest.ini); no bytecode or egg-info lands in the tree the role deploys.
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv lint pytest images molecule molecule-default molecule-fleet test demo deploy bench clean
+.PHONY: help venv lint pytest images molecule molecule-default molecule-fleet test demo demo-clean deploy bench clean
 
 help:
 	@echo "make demo      provision a local Debian container with site.yml and drive a simulated Bitrix24 dialog through it"
@@ -32,14 +32,16 @@ lint: venv
 pytest: venv
 	pytest -q tests
 
+# Systemd test images b24bot-test:{bookworm,trixie}; seconds when warm (cached in /var/cache/b24bot-images).
 images:
 	scripts/test-images.sh
 
+# Each scenario prints its wall time last, so CI logs show where the budget goes.
 molecule-default: venv images
-	molecule test -s default
+	@t=$$SECONDS; molecule test -s default && echo "== molecule default passed in $$((SECONDS - t)) s"
 
 molecule-fleet: venv images
-	molecule test -s fleet
+	@t=$$SECONDS; molecule test -s fleet && echo "== molecule fleet passed in $$((SECONDS - t)) s"
 
 molecule: molecule-default molecule-fleet
 
@@ -47,6 +49,9 @@ test: lint pytest molecule
 
 demo: venv images
 	scripts/demo.sh
+
+demo-clean:
+	-docker rm -f $${B24BOT_DEMO_NAME:-b24bot-demo}
 
 deploy: venv
 	ansible-playbook site.yml -i $${INVENTORY:-inventory}
@@ -57,4 +62,5 @@ bench: venv
 clean:
 	-molecule destroy -s default
 	-molecule destroy -s fleet
+	-docker rm -f $${B24BOT_DEMO_NAME:-b24bot-demo}
 	rm -rf .pytest_cache .ruff_cache

@@ -116,3 +116,21 @@ def test_healthz_is_503_when_the_database_is_unusable(app: App) -> None:
 def test_config_defaults_match_the_contract() -> None:
     s = config.load({})
     assert (s.bot_code, s.bot_name, str(s.transfer)) == ("python_interceptor_bot", "Python Interceptor Bot", "operator")
+
+
+def test_cli_status_reads_the_same_instance(installed: App) -> None:
+    import json
+    import subprocess
+    import sys
+
+    installed.message(80, 800, "x")
+    out = subprocess.run(
+        [sys.executable, "-m", "b24bot", "status", "--json"],
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    info = json.loads(out.stdout)
+    assert info["installed"] is True and info["bot_id"] == installed.bot_id
+    assert info["messages"] == 1 and info["dialogs"] == 1 and info["db_ok"] is True

@@ -6,7 +6,8 @@ single-use refresh tokens, `WRONG_CHAT` once a dialog has left bot mode, `QUERY_
 leaky bucket (2 req/s, burst 50) when enabled.
 
 Control endpoints (JSON) under /_sim/: GET calls, GET state, GET install (auth block for an ONAPPINSTALL),
-POST reinstall, POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}),
+POST history (portal-side messages of a session), POST reinstall,
+POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}),
 POST expire, POST reset,
 POST rate_limit ({"rate": 2, "burst": 50} or {}), POST down ({"seconds": S}).
 Fault kinds: 5xx, hang, expired_token, query_limit, wrong_chat, down.
@@ -92,6 +93,9 @@ class State:
         self.limit_hits = 0
         self.down_until = 0.0
         self.next_bot = 100
+        self.history: dict[int, dict[str, Any]] = {}  # session id -> chat, entity, messages, users, files
+        self.current_session: dict[int, int] = {}  # chat id -> its open session
+        self.files: dict[int, bytes] = {}
 
     def install_auth(self) -> dict[str, Any]:
         return {
@@ -153,6 +157,17 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                             "access_token_expires": state.expires,
                         },
                     )
+            elif url.path.startswith("/files/"):
+                q = dict(parse_qsl(url.query))
+                with state.lock:
+                    valid = q.get("auth") == state.access_token and time.time() <= state.expires
+                    content = state.files.get(int(url.path.rsplit("/", 1)[1] or 0))
+                if not valid:
+                    self._send(401, {"error": "expired_token" if q.get("auth") else "NO_AUTH_FOUND"})
+                elif content is None:
+                    self._send(404, {"error": "FILE_NOT_FOUND"})
+                else:
+                    self._send(200, content, "application/octet-stream")
             elif url.path == "/_sim/install":
                 with state.lock:
                     self._send(200, state.install_auth())
@@ -190,6 +205,8 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                                 float(f.get("delay", 30)),
                             )
                         )
+                elif what == "history":
+                    self._add_history(body)
                 elif what == "clear_faults":
                     state.faults.clear()
                 elif what == "reinstall":  # the admin pressed Reinstall: a new token pair, same portal
@@ -211,6 +228,46 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     return
                 state.save()
             self._send(200, {"status": "ok"})
+
+        def _add_history(self, body: dict[str, Any]) -> None:
+            """Messages as the portal stores them, whether or not any event announced them."""
+            sid, chat = int(body["session_id"]), int(body["chat_id"])
+            h = state.history.setdefault(
+                sid, {"chat_id": chat, "entity_id": body.get("entity_id", ""), "messages": {}, "users": {}, "files": {}}
+            )
+            if body.get("current", True):
+                state.current_session[chat] = sid
+            for m in body.get("messages", []):
+                author = int(m["author_id"])
+                h["users"][str(author)] = {
+                    "id": str(author),
+                    "name": m.get("name", f"User {author}"),
+                    "bot": bool(m.get("bot")),
+                    "connector": bool(m.get("connector")),
+                }
+                params: dict[str, Any] = {}
+                if m.get("file"):
+                    f = m["file"]
+                    state.files[int(f["id"])] = f["content"].encode()
+                    params["fileId"] = [int(f["id"])]
+                    h["files"][str(f["id"])] = {
+                        "id": int(f["id"]),
+                        "chatid": chat,
+                        "type": "file",
+                        "name": f["name"],
+                        "size": len(f["content"].encode()),
+                        "urldownload": f"{state.base_url}/files/{f['id']}",
+                    }
+                h["messages"][str(m["id"])] = {
+                    "id": str(m["id"]),
+                    "chatid": str(chat),
+                    "senderid": str(author),
+                    "recipientid": f"chat{chat}",
+                    "date": m.get("date", "2026-03-11T13:12:46+01:00"),
+                    "text": m["text"],
+                    "textlegacy": m["text"],
+                    "params": params,
+                }
 
         # ---- OAuth -------------------------------------------------------------------------------------
 
@@ -340,9 +397,60 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     return 400, {"error": "WRONG_CHAT", "error_description": "Operator is not a bot"}
                 state.in_bot_mode[chat] = False
                 return 200, True
+            if method == "imopenlines.session.history.get":
+                sid = int(p.get("SESSION_ID") or 0)
+                if sid not in state.history:
+                    return 400, {"error": "INVALID_SESSION_ID", "error_description": "Session not found"}
+                h = state.history[sid]
+                chat = h["chat_id"]
+                current = state.current_session.get(chat, sid)
+                return 200, {
+                    "chatId": chat,
+                    "canJoin": "Y",
+                    "sessionId": sid,
+                    "userId": f"chat{chat}",
+                    "message": h["messages"],
+                    "users": h["users"],
+                    "files": h["files"],
+                    "usersMessage": {f"chat{chat}": sorted(h["messages"])},
+                    "chat": {
+                        str(chat): {
+                            "id": str(chat),
+                            "entityType": "LINES",
+                            "entityId": h["entity_id"],
+                            "entityData1": f"Y|LEAD|1|N|N|{current}|1773223732|0|0|0",
+                            "entityData2": "LEAD|1|COMPANY|0|CONTACT|0|DEAL|0",
+                            "owner": "7",
+                            "type": "lines",
+                        }
+                    },
+                }
+            if method == "batch":
+                results: dict[str, Any] = {}
+                errors: dict[str, Any] = {}
+                for key, sub in (p.get("cmd") or {}).items():
+                    name, _, query = sub.partition("?")
+                    status, result = self._method(name, unflatten_query(query))
+                    if status == 200:
+                        results[key] = result
+                    else:
+                        errors[key] = result
+                return 200, {"result": results, "result_error": errors, "result_total": {}, "result_next": {}}
             return 400, {"error": "ERROR_METHOD_NOT_FOUND", "error_description": f"Method not found: {method}"}
 
     return Handler
+
+
+def unflatten_query(query: str) -> dict[str, Any]:
+    """`a[b]=1&c=2` -> {"a": {"b": "1"}, "c": "2"} (batch sub-calls are query strings)."""
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        parts = key.replace("]", "").split("[")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
 
 
 class Server(ThreadingHTTPServer):

@@ -1,4 +1,4 @@
-"""`b24bot` command line: read-only views of a deployed instance (run with the service's EnvironmentFile)."""
+"""`b24bot`: the command line of a deployed instance (run it as the service user, with its EnvironmentFile)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
-from . import __version__, config
+from . import __version__, config, logs
 from .bitrix.tokens import TokenStore
-from .store import Database, StorageError, reads
+from .store import Database, StorageError, archive, reads
 
 
 def status(settings: config.Settings) -> dict[str, Any]:
@@ -37,14 +37,43 @@ def status(settings: config.Settings) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="b24bot", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"b24bot {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _iso(value: str) -> str:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="b24bot", description=__doc__)
+    p.add_argument("--version", action="version", version=f"b24bot {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
     st = sub.add_parser("status", help="installation, tokens, dialogs and queue of this instance")
     st.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
+    sy = sub.add_parser("sync", help="fill in messages from the portal's session history")
+    sy.add_argument("--since", type=_iso, help="also sessions started since this time (ISO 8601)")
+    sy.add_argument("--session", type=int, action="append", help="only this session id (repeatable)")
+    sy.add_argument("--download", action="store_true", default=None, help="download attachments too")
+    se = sub.add_parser("search", help="full-text search over messages")
+    se.add_argument("query")
+    se.add_argument("--limit", type=int, default=50)
+    ex = sub.add_parser("export", help="messages as JSON Lines or CSV")
+    ex.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    ex.add_argument("--from", dest="start", type=_iso)
+    ex.add_argument("--to", dest="end", type=_iso)
+    ex.add_argument("--line", dest="line_id")
+    ex.add_argument("--operator", dest="operator_id", type=int)
+    ex.add_argument("--chat", dest="chat_id", type=int)
+    ex.add_argument("--out", help="file to write (default: standard output)")
+    er = sub.add_parser("erase", help="remove one client's messages and personal data everywhere")
+    er.add_argument("--client", required=True, help="user code connector|line|chat|user, or connector user id")
+    er.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    sub.add_parser("retention", help="delete messages older than B24BOT_RETENTION_DAYS / _LINES")
+    return p
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     settings = config.load()
     if args.command == "status":
         info = status(settings)
@@ -53,10 +82,50 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write("\n")
         else:
             for key, value in info.items():
-                if key == "problems":
-                    for p in value:
-                        print(f"problem: {p}")
-                else:
-                    print(f"{key}: {value}")
+                for line in value if key == "problems" else [value]:
+                    print(f"{'problem' if key == 'problems' else key}: {line}")
         return 0 if info.get("db_ok") else 1
+
+    logs.configure(settings)
+    from .jobs import export, retention, sync
+    from .jobs.context import Context
+
+    ctx = Context.build(settings)
+    if args.command == "sync":
+        report = sync.sync(
+            ctx,
+            since=args.since,
+            session_ids=args.session,
+            window_hours=settings.sync_window_hours,
+            download=args.download,
+        )
+        print(json.dumps(report.__dict__, ensure_ascii=False))
+        return 1 if report.errors and not report.sessions else 0
+    if args.command == "search":
+        items, _ = archive.search(ctx.db.read(), args.query, args.limit, None)
+        for m in items:
+            print(f"{m['created_at']}  chat {m['chat_id']}  #{m['message_id']}  {m['author_role']}: {m['text']}")
+        return 0
+    if args.command == "export":
+        f = archive.ExportFilter(args.start, args.end, args.line_id, args.operator_id, args.chat_id)
+        out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: SIM115
+        try:
+            for chunk in export.stream(ctx, args.format, f):
+                out.write(chunk)
+        finally:
+            if args.out:
+                out.close()
+        return 0
+    if args.command == "erase":
+        chats = archive.client_chats(ctx.db.read(), args.client)
+        if not chats:
+            print("no dialogs of that client")
+            return 0
+        if not args.yes and input(f"erase {len(chats)} dialog(s) for good? [y/N] ").lower() != "y":
+            return 1
+        print(json.dumps(retention.erase_client(ctx, args.client)))
+        return 0
+    if args.command == "retention":
+        print(json.dumps(retention.apply_retention(ctx)))
+        return 0
     return 2

@@ -54,6 +54,12 @@ class Settings:
     rest_rate: float
     rest_burst: int
     retry_max: float
+    download_files: bool
+    file_max_mb: int
+    retention_days: int
+    retention_lines: dict[str, int]
+    sync_window_hours: float
+    sync_after_close: float
     welcome_bot_time: int
     problems: tuple[str, ...] = field(default=())
 
@@ -76,6 +82,28 @@ def _float(env: dict[str, str], key: str, default: float, problems: list[str]) -
         problems.append(f"{key}={raw!r} is not a positive number; using {default}")
         return default
     return value
+
+
+def _days(raw: str, problems: list[str]) -> int:
+    """B24BOT_RETENTION_DAYS: empty or 0 keeps everything."""
+    if raw in ("", "0"):
+        return 0
+    if not raw.isdigit():
+        problems.append(f"B24BOT_RETENTION_DAYS={raw!r} is not a number of days; keeping everything")
+        return 0
+    return int(raw)
+
+
+def _retention_lines(raw: str, problems: list[str]) -> dict[str, int]:
+    """`1:30,4:365` -> {"1": 30, "4": 365}: days to keep per Open Lines id."""
+    out: dict[str, int] = {}
+    for item in filter(None, (x.strip() for x in raw.split(","))):
+        line, _, days = item.partition(":")
+        if not line.isdigit() or not days.isdigit() or int(days) <= 0:
+            problems.append(f"B24BOT_RETENTION_LINES item {item!r} is not <line id>:<days>; ignored")
+            continue
+        out[line] = int(days)
+    return out
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -139,6 +167,14 @@ def load(env: dict[str, str] | None = None) -> Settings:
         rest_rate=_float(env, "B24BOT_REST_RATE", 2.0, problems),
         rest_burst=int(_float(env, "B24BOT_REST_BURST", 40, problems)),
         retry_max=_float(env, "B24BOT_RETRY_MAX", 300.0, problems),
+        download_files=get("B24BOT_DOWNLOAD_FILES").lower() in ("1", "true", "yes", "on"),
+        file_max_mb=int(_float(env, "B24BOT_FILE_MAX_MB", 50, problems)),
+        retention_days=int(_float(env, "B24BOT_RETENTION_DAYS", 0, problems))
+        if get("B24BOT_RETENTION_DAYS") != "0"
+        else 0,
+        retention_lines=_retention_lines(get("B24BOT_RETENTION_LINES"), problems),
+        sync_window_hours=_float(env, "B24BOT_SYNC_WINDOW_HOURS", 48.0, problems),
+        sync_after_close=_float(env, "B24BOT_SYNC_AFTER_CLOSE_S", 60.0, problems),
         welcome_bot_time=int(_float(env, "B24BOT_WELCOME_BOT_TIME", 60, problems)),
         problems=tuple(problems),
     )

@@ -208,3 +208,22 @@ def author_role(params: dict[str, Any], user: dict[str, Any], bot_id: int | None
     if str(user.get("IS_BOT", "N")).upper() == "Y" or (bot_id is not None and author == bot_id):
         return "bot"
     return "operator"
+
+
+def files_of(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """`FILES` of a message event, when the portal sends them (not documented for bot events; history has them)."""
+    raw = params.get("FILES")
+    out = []
+    if isinstance(raw, dict):
+        for item in raw.values():
+            if isinstance(item, dict) and _int_or_none(item.get("id")):
+                out.append(
+                    {
+                        "id": int(item["id"]),
+                        "name": str(item.get("name", "")),
+                        "size": _int_or_none(item.get("size")),
+                        "type": str(item.get("type", "")),
+                        "url": str(item.get("urlDownload") or item.get("urldownload") or ""),
+                    }
+                )
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -104,3 +105,34 @@ class RestClient:
                     time.sleep(delay)
                     continue
                 raise
+
+    def batch(self, calls: dict[str, tuple[str, dict[str, Any]]]) -> tuple[dict[str, Any], dict[str, BitrixError]]:
+        """Up to 50 calls in one request (one unit of the portal's rate limit). Returns (results, errors)."""
+        if len(calls) > BATCH_MAX:
+            raise ValueError(f"a batch holds at most {BATCH_MAX} calls")
+        cmd = {key: f"{method}?{urlencode(_flatten(params))}" for key, (method, params) in calls.items()}
+        answer = self.call("batch", {"halt": 0, "cmd": cmd})
+        results = dict(answer.get("result") or {}) if isinstance(answer, dict) else {}
+        errors = {}
+        raw_errors = answer.get("result_error") if isinstance(answer, dict) else None
+        for key, err in (raw_errors or {}).items():
+            if isinstance(err, dict):
+                errors[key] = BitrixError(str(err.get("error", "ERROR")), str(err.get("error_description", "")))
+        return results, errors
+
+
+BATCH_MAX = 50
+
+
+def _flatten(params: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested params as PHP-style query pairs, the form batch sub-calls take."""
+    out: list[tuple[str, str]] = []
+    for key, value in params.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, dict):
+            out += _flatten(value, name)
+        elif isinstance(value, (list, tuple)):
+            out += _flatten({str(i): v for i, v in enumerate(value)}, name)
+        else:
+            out.append((name, str(value)))
+    return out

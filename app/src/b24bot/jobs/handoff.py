@@ -10,6 +10,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from ..bitrix.errors import AuthFailed, BitrixError, NotInstalled
@@ -38,7 +39,15 @@ def backoff(attempts: int, cap: float) -> float:
 
 
 class HandoffWorker:
-    def __init__(self, db: Database, client: RestClient, retry_max: float, lease: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        client: RestClient,
+        retry_max: float,
+        lease: float,
+        side_jobs: Callable[[], bool] | None = None,
+    ) -> None:
+        self.side_jobs = side_jobs  # lower-priority work (session syncs) done when no hand-off is due
         self.db = db
         self.client = client
         self.retry_max = retry_max
@@ -71,6 +80,12 @@ class HandoffWorker:
                 worked = False
             if worked:
                 continue
+            if self.side_jobs is not None:
+                try:
+                    if self.side_jobs():
+                        continue
+                except Exception:
+                    log.exception("background job error")
             try:
                 due = q.next_due(self.db.read())
             except Exception:

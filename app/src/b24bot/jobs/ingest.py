@@ -142,9 +142,17 @@ def record_message(ctx: Context, event: ev.Event, bot_id: int | None) -> str:
                 started,
                 event.time_iso,
             )
+            writes.touch_session(conn, session.session_id, event.time_iso, author_id if role == "operator" else None)
+            for closed in writes.close_older_sessions(conn, chat_id, session.session_id, event.time_iso):
+                # Give the portal a moment to settle the closed session before reading its history.
+                writes.schedule_job(conn, "sync", str(closed), time.time() + ctx.settings.sync_after_close)
         if author_id and role != "system":
             name = str(user.get("NAME") or "").strip() or None
             writes.upsert_participant(conn, chat_id, author_id, name, role, event.time_iso)
+        for f in ev.files_of(params):
+            writes.upsert_attachment(
+                conn, f["id"], message_id, chat_id, f["name"], f["size"], f["type"], f["url"], event.time_iso
+            )
         if event.name == ev.MESSAGE_ADD:
             writes.insert_message(conn, message)
         elif event.name == ev.MESSAGE_UPDATE:

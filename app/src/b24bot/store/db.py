@@ -61,9 +61,13 @@ class Database:
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 for step in range(version, LATEST):
-                    for statement in MIGRATIONS[step].split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
+                    migration = MIGRATIONS[step]
+                    if callable(migration):
+                        migration(conn)
+                    else:
+                        for statement in migration.split(";"):
+                            if statement.strip():
+                                conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={step + 1}")
                 conn.execute("COMMIT")
             except BaseException:

@@ -66,3 +66,13 @@ def next_due(conn: sqlite3.Connection) -> float | None:
 
 def pending_count(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT count(*) FROM handoffs WHERE done_ts IS NULL").fetchone()[0]
+
+
+def claim_jobs(conn: sqlite3.Connection, kind: str, now: float, limit: int) -> list[str]:
+    """Take due jobs of one kind; deleting them is the claim, so two processes never run the same one."""
+    rows = conn.execute(
+        """DELETE FROM jobs WHERE kind = ? AND key IN (SELECT key FROM jobs WHERE kind = ? AND due_ts <= ? LIMIT ?)
+           RETURNING key""",
+        (kind, kind, now, limit),
+    ).fetchall()
+    return [r[0] for r in rows]

@@ -127,3 +127,35 @@ def stats(conn: sqlite3.Connection) -> dict[str, Any]:
         "failed_handoffs": one("SELECT count(*) FROM handoffs WHERE outcome = 'failed'"),
         "last_event_at": one("SELECT MAX(received_at) FROM events"),
     }
+
+
+def sessions_to_sync(
+    conn: sqlite3.Connection, active_since: str, since: str | None, only: list[int] | None, limit: int
+) -> list[tuple[int, int]]:
+    """(session_id, chat_id) whose history may hold messages we lack: open and active lately, closed but not
+    synced since closing, anything started after `since`, or exactly `only`. Synced-after-close sessions never
+    come back, which is what lets an interrupted run resume where it stopped."""
+    if only:
+        marks = ",".join("?" * len(only))
+        sql = f"SELECT session_id, chat_id FROM sessions WHERE session_id IN ({marks}) ORDER BY session_id"  # noqa: S608
+        return [(r[0], r[1]) for r in conn.execute(sql, only)]
+    rows = conn.execute(
+        """SELECT session_id, chat_id FROM sessions
+           WHERE (closed_at IS NULL AND COALESCE(last_activity_at, first_seen_at) >= ?)
+              OR (closed_at IS NOT NULL AND (synced_at IS NULL OR synced_at < closed_at))
+              OR (? IS NOT NULL AND first_seen_at >= ? AND synced_at IS NULL)
+           ORDER BY session_id LIMIT ?""",
+        (active_since, since, since, limit),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def attachments_to_download(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in conn.execute(
+            "SELECT file_id, chat_id, name, size, url FROM attachments"
+            " WHERE sha256 IS NULL AND url IS NOT NULL AND url != '' ORDER BY file_id LIMIT ?",
+            (limit,),
+        )
+    ]

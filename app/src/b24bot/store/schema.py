@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
+import sqlite3
+from collections.abc import Callable
+
+from .text import search_text
+
+
+def _v3_backfill_search(conn: sqlite3.Connection) -> None:
+    """Index the messages stored before search existed (normalised in Python: SQLite's lower() is ASCII-only)."""
+    rows = conn.execute("SELECT message_id, text FROM messages")
+    conn.executemany(
+        "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", ((mid, search_text(text)) for mid, text in rows)
+    )
+
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[Migration] = [
     # 1: dialogs, sessions, participants, messages (+ edit history), raw events, hand-off queue, settings.
     """
     CREATE TABLE dialogs (
@@ -109,6 +125,51 @@ MIGRATIONS: list[str] = [
         detail    TEXT
     );
     """,
+    # 2: what a complete archive needs: operator-sent-through-connector flag, per-session operators and sync
+    # bookkeeping, attachments, an audit trail without personal data, full-text search.
+    """
+    ALTER TABLE messages ADD COLUMN via_connector INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_created ON messages(created_at);
+    CREATE INDEX messages_author ON messages(author_id);
+    CREATE INDEX dialogs_client ON dialogs(client_user_id);
+    ALTER TABLE sessions ADD COLUMN operator_ids TEXT;
+    ALTER TABLE sessions ADD COLUMN last_activity_at TEXT;
+    ALTER TABLE sessions ADD COLUMN synced_at TEXT;
+    CREATE INDEX sessions_activity ON sessions(last_activity_at);
+
+    CREATE TABLE attachments (
+        file_id       INTEGER PRIMARY KEY,
+        message_id    INTEGER,
+        chat_id       INTEGER NOT NULL,
+        name          TEXT,
+        size          INTEGER,
+        type          TEXT,
+        url           TEXT,
+        path          TEXT,
+        sha256        TEXT,
+        downloaded_at TEXT,
+        first_seen_at TEXT NOT NULL
+    );
+    CREATE INDEX attachments_message ON attachments(message_id);
+    CREATE INDEX attachments_chat ON attachments(chat_id);
+
+    CREATE TABLE audit_log (
+        id     INTEGER PRIMARY KEY,
+        at     TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+
+    CREATE TABLE jobs (
+        kind   TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        due_ts REAL NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+
+    CREATE VIRTUAL TABLE messages_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+    """,
+    _v3_backfill_search,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, replace
 
+from .text import search_text
+
 
 @dataclass(frozen=True)
 class DialogRow:
@@ -28,6 +30,7 @@ class MessageRow:
     text: str
     created_at: str
     source: str = "event"
+    via_connector: bool = False
 
 
 def record_event(
@@ -121,8 +124,8 @@ def insert_message(conn: sqlite3.Connection, m: MessageRow) -> bool:
     """Insert once per message id; the dialog's counters move only for a new row."""
     cur = conn.execute(
         """INSERT INTO messages (message_id, chat_id, session_id, author_id, author_role, text, original_text,
-                                 created_at, source)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id) DO NOTHING""",
+                                 created_at, source, via_connector)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(message_id) DO NOTHING""",
         (
             m.message_id,
             m.chat_id,
@@ -133,10 +136,12 @@ def insert_message(conn: sqlite3.Connection, m: MessageRow) -> bool:
             m.text,
             m.created_at,
             m.source,
+            int(m.via_connector),
         ),
     )
     if cur.rowcount != 1:
         return False
+    conn.execute("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", (m.message_id, search_text(m.text)))
     conn.execute(
         """UPDATE dialogs SET message_count = message_count + 1,
                last_message_at = MAX(COALESCE(last_message_at, ''), ?)
@@ -150,6 +155,8 @@ def edit_message(conn: sqlite3.Connection, m: MessageRow) -> None:
     """A new text for a message; the original and every version stay in `message_edits`."""
     if not insert_message(conn, m):
         conn.execute("UPDATE messages SET text = ?, edited = 1 WHERE message_id = ?", (m.text, m.message_id))
+        conn.execute("DELETE FROM messages_fts WHERE rowid = ?", (m.message_id,))
+        conn.execute("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", (m.message_id, search_text(m.text)))
     else:
         conn.execute("UPDATE messages SET edited = 1 WHERE message_id = ?", (m.message_id,))
     conn.execute(
@@ -166,6 +173,100 @@ def delete_message(conn: sqlite3.Connection, m: MessageRow) -> None:
         "INSERT INTO message_edits (message_id, kind, text, at) VALUES (?, 'delete', NULL, ?)",
         (m.message_id, m.created_at),
     )
+
+
+def upsert_history_message(conn: sqlite3.Connection, m: MessageRow) -> bool:
+    """A message as the portal's history has it: real time and author. One row per message id, whatever
+    captured it first; a different text than the stored one is kept as an edit."""
+    if insert_message(conn, m):
+        return True
+    row = conn.execute("SELECT text FROM messages WHERE message_id = ?", (m.message_id,)).fetchone()
+    conn.execute(
+        """UPDATE messages SET created_at = ?, session_id = COALESCE(session_id, ?),
+               author_id = COALESCE(author_id, ?),
+               author_role = CASE WHEN ? THEN 'operator' ELSE author_role END,
+               via_connector = MAX(via_connector, ?)
+           WHERE message_id = ?""",
+        (m.created_at, m.session_id, m.author_id, int(m.via_connector), int(m.via_connector), m.message_id),
+    )
+    if row is not None and m.text and row[0] != m.text:
+        edit_message(conn, m)
+    return False
+
+
+def upsert_attachment(
+    conn: sqlite3.Connection,
+    file_id: int,
+    message_id: int | None,
+    chat_id: int,
+    name: str,
+    size: int | None,
+    kind: str,
+    url: str,
+    seen_at: str,
+) -> None:
+    conn.execute(
+        """INSERT INTO attachments (file_id, message_id, chat_id, name, size, type, url, first_seen_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(file_id) DO UPDATE SET message_id = COALESCE(message_id, excluded.message_id),
+               url = COALESCE(NULLIF(excluded.url, ''), url)""",
+        (file_id, message_id, chat_id, name, size, kind, url, seen_at),
+    )
+
+
+def attachment_downloaded(conn: sqlite3.Connection, file_id: int, path: str, sha256: str, at: str) -> None:
+    conn.execute(
+        "UPDATE attachments SET path = ?, sha256 = ?, downloaded_at = ? WHERE file_id = ?", (path, sha256, at, file_id)
+    )
+
+
+def session_synced(
+    conn: sqlite3.Connection, session_id: int, at: str, operator_ids: list[int], closed_at: str | None
+) -> None:
+    conn.execute(
+        """UPDATE sessions SET synced_at = ?, operator_ids = COALESCE(?, operator_ids),
+               closed_at = COALESCE(closed_at, ?)
+           WHERE session_id = ?""",
+        (at, ",".join(map(str, operator_ids)) if operator_ids else None, closed_at, session_id),
+    )
+
+
+def touch_session(conn: sqlite3.Connection, session_id: int, at: str, operator_id: int | None) -> None:
+    """Activity on a session (for the sync window) and the operators who spoke in it."""
+    conn.execute(
+        "UPDATE sessions SET last_activity_at = MAX(COALESCE(last_activity_at, ''), ?) WHERE session_id = ?",
+        (at, session_id),
+    )
+    if operator_id:
+        conn.execute(
+            """UPDATE sessions SET operator_ids = CASE
+                   WHEN operator_ids IS NULL OR operator_ids = '' THEN ?
+                   WHEN instr(',' || operator_ids || ',', ',' || ? || ',') > 0 THEN operator_ids
+                   ELSE operator_ids || ',' || ? END
+               WHERE session_id = ?""",
+            (str(operator_id), str(operator_id), str(operator_id), session_id),
+        )
+
+
+def close_older_sessions(conn: sqlite3.Connection, chat_id: int, current_session_id: int, at: str) -> list[int]:
+    """A new session in a chat means the earlier ones are over."""
+    rows = conn.execute(
+        """UPDATE sessions SET closed_at = ? WHERE chat_id = ? AND session_id < ? AND closed_at IS NULL
+           RETURNING session_id""",
+        (at, chat_id, current_session_id),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def schedule_job(conn: sqlite3.Connection, kind: str, key: str, due_ts: float) -> None:
+    conn.execute(
+        "INSERT INTO jobs (kind, key, due_ts) VALUES (?, ?, ?) ON CONFLICT(kind, key) DO UPDATE SET due_ts = ?",
+        (kind, key, due_ts, due_ts),
+    )
+
+
+def audit(conn: sqlite3.Connection, at: str, action: str, detail: str) -> None:
+    conn.execute("INSERT INTO audit_log (at, action, detail) VALUES (?, ?, ?)", (at, action, detail))
 
 
 def enqueue_handoff(conn: sqlite3.Connection, chat_id: int, target: str, now: float) -> bool:

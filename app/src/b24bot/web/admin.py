@@ -11,11 +11,10 @@ from ..config import LOG_LEVELS
 from ..jobs.ingest import RECORDING_KEY
 from ..store import reads, writes
 from .api import require_token
-from .app import services
+from .app import LOG_LEVEL_KEY, services
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 bp.before_request(require_token)
-LOG_LEVEL_KEY = "log_level"
 
 
 @bp.get("/status")

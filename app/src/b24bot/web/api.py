@@ -7,9 +7,10 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request, stream_with_context
 
-from ..store import reads
+from ..jobs import export
+from ..store import archive, reads
 from .app import services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -126,3 +127,48 @@ def users() -> Any:
 @bp.app_errorhandler(404)
 def not_found(_exc: Any) -> Any:
     return jsonify(error="not found"), 404
+
+
+@bp.get("/search")
+def search() -> Any:
+    q = (request.args.get("q") or "").strip()
+    if not q:
+        raise BadRequest("q is required")
+    limit = _int_arg("limit", 50, 1, MAX_LIMIT) or 50
+    cursor = _int_arg("cursor", None, 1)
+    chat = _int_arg("chat_id", None, 1)
+    items, nxt = archive.search(services().ctx.db.read(), q, limit, cursor, chat)
+    return jsonify(items=items, next=str(nxt) if nxt else None)
+
+
+@bp.get("/export")
+def export_messages() -> Any:
+    fmt = request.args.get("format", "jsonl")
+    if fmt not in export.FORMATS:
+        raise BadRequest("format must be jsonl or csv")
+    args = request.args
+    bounds = {}
+    for key in ("from", "to"):
+        if args.get(key):
+            try:
+                parsed = datetime.fromisoformat(args[key].replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise BadRequest(f"{key} must be an ISO 8601 time") from exc
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            bounds[key] = parsed.astimezone(timezone.utc).isoformat(timespec="seconds")
+    f = archive.ExportFilter(
+        start=bounds.get("from"),
+        end=bounds.get("to"),
+        line_id=args.get("line_id") or None,
+        operator_id=_int_arg("operator_id", None, 1),
+        chat_id=_int_arg("chat_id", None, 1),
+    )
+    ctx = services().ctx
+    mimetype = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
+    name = f"b24bot-export.{fmt}"
+    return Response(
+        stream_with_context(export.stream(ctx, fmt, f)),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from flask import Flask, current_app, jsonify
 
 from .. import config, logs
+from ..jobs import sync
 from ..jobs.context import Context
 from ..jobs.handoff import HandoffWorker
-from ..store import StorageError
+from ..store import StorageError, reads
+
+LOG_LEVEL_KEY = "log_level"
+LOG_LEVEL_POLL_S = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +26,20 @@ class Services:
         self.ctx = ctx
         self.worker = worker
         self.pid = os.getpid()
+        self._level_checked = 0.0
+
+    def follow_log_level(self) -> None:
+        """POST /api/admin/loglevel reaches one worker; the others pick the level up from the database."""
+        now = time.monotonic()
+        if now - self._level_checked < LOG_LEVEL_POLL_S:
+            return
+        self._level_checked = now
+        try:
+            level = reads.get_setting(self.ctx.db.read(), LOG_LEVEL_KEY, "")
+        except Exception:  # the database being down is reported by /healthz, not here
+            return
+        if level and logging.getLogger().getEffectiveLevel() != logging.getLevelName(level):
+            logs.set_level(level)
 
     def ensure_worker(self) -> None:
         # A fork (gunicorn) leaves the thread behind in the parent: start one in this process.
@@ -45,7 +64,7 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
         log.error("data dir %s unusable: %s", settings.data_dir, exc)
     ctx = Context.build(settings)
     lease = settings.rest_timeout * 4 + 10  # longer than one call with its in-call retries
-    worker = HandoffWorker(ctx.db, ctx.client, settings.retry_max, lease)
+    worker = HandoffWorker(ctx.db, ctx.client, settings.retry_max, lease, side_jobs=lambda: sync.run_due_jobs(ctx))
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -68,6 +87,10 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
     @app.errorhandler(413)
     def too_large(_exc: Any) -> Any:
         return jsonify(error="request body too large"), 413
+
+    @app.before_request
+    def follow_log_level() -> None:
+        svc.follow_log_level()
 
     if start_worker:
         svc.ensure_worker()

@@ -121,9 +121,9 @@ def test_search_is_case_insensitive_in_any_script(installed: App) -> None:
     assert hits("42") == [6302, 6301]
     assert hits('"; DROP TABLE messages; --') == []
     assert installed.api("search").status_code == 400
+    assert "chat 630" in cli(installed, "search", "ЗДРАВСТВУЙТЕ").stdout
     installed.message(630, 6301, "исправленный текст", kind="edit")
     assert hits("заказ") == [] and hits("исправленный") == [6301]
-    assert "chat 630" in cli(installed, "search", "ЗДРАВСТВУЙТЕ").stdout
     assert "6301" in cli(installed, "search", "исправленный").stdout
 
 
@@ -154,11 +154,13 @@ def _fill(db_path: Path, n: int) -> None:
 
 
 def _export_rss_kb(app: App, out: Path) -> int:
+    """Peak memory (KiB) of a `b24bot export` process."""
     code = (
-        "import resource, runpy, sys; sys.argv=['b24bot', 'export', '--format', 'csv', '--out', %r];"
-        "rc = 0\ntry:\n    runpy.run_module('b24bot', run_name='__main__')\nexcept SystemExit as e:\n    rc = e.code\n"
+        "import resource, runpy, sys\n"
+        f"sys.argv = ['b24bot', 'export', '--format', 'csv', '--out', {str(out)!r}]\n"
+        "try:\n    runpy.run_module('b24bot', run_name='__main__')\nexcept SystemExit:\n    pass\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    ) % str(out)
+    )
     proc = subprocess.run([sys.executable, "-c", code], env=app.env, capture_output=True, text=True, check=True)
     return int(proc.stdout.strip().splitlines()[-1])
 

@@ -1,0 +1,145 @@
+"""Generate a dialogs.db with the app's own schema: N messages in M dialogs, bulk-inserted.
+
+    python bench/gen_db.py OUT.db [--messages 1000000] [--dialogs 50000]
+
+Messages interleave across dialogs in time (ids ascend globally, chats are random), dialog sizes are skewed
+(most dialogs short, a few with thousands of messages), every dialog has a session and two participants, so
+/api/dialogs and /api/dialogs/<id>/messages see the shapes a real contact center produces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import common  # noqa: F401  (puts app/src on sys.path)
+
+from b24bot.store import Database
+
+TEXTS = (
+    "Hello! I ordered a phone last week and it still has not arrived, order 48213",
+    "Добрый день, подскажите, пожалуйста, где мой заказ?",
+    "Can I change the delivery address?",
+    "ok",
+    "Thank you 🙂",
+    "I would like to return the item, the size does not fit. What do I need to do?",
+    "Your order has been handed to the courier, tracking number RB123456789RU.",
+)
+START = datetime(2026, 9, 1, tzinfo=timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="seconds")
+
+
+def generate(path: Path, n_messages: int, n_dialogs: int, seed: int = 42) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    if path.exists():
+        path.unlink()
+    db = Database(path)
+    db.conn  # noqa: B018 - opens and migrates with the app's schema
+    db.close()
+    rnd = random.Random(seed)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-400000")
+    conn.execute("BEGIN")
+    span = 86 * 86400  # three months of traffic
+    first_seen = sorted(rnd.uniform(0, span) for _ in range(n_dialogs))  # chat ids ascend with time
+    chats = list(range(10_001, 10_001 + n_dialogs))
+    # Skewed sizes: weights from a Pareto distribution, so a few dialogs are very long.
+    weights = [min(rnd.paretovariate(1.5), 200.0) for _ in chats]
+    dialogs = []
+    for chat, seen in zip(chats, first_seen, strict=True):
+        line = rnd.choice(("1", "1", "2", "3"))
+        dialogs.append(
+            (
+                chat,
+                f"chat{chat}",
+                "telegrambot",
+                line,
+                f"ext{chat}",
+                str(50_000 + chat),
+                f"Guest #{chat}",
+                iso(START + timedelta(seconds=seen)),
+            )
+        )
+    conn.executemany(
+        "INSERT INTO dialogs (chat_id, dialog_id, connector, line_id, external_chat_id, client_user_id, title,"
+        " first_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        dialogs,
+    )
+    conn.executemany(
+        "INSERT INTO sessions (session_id, chat_id, line_id, connector, crm_entity_type, crm_entity_id,"
+        " started_at, first_seen_at) VALUES (?, ?, ?, 'telegrambot', 'LEAD', ?, ?, ?)",
+        ((d[0] + 1_000_000, d[0], d[3], str(d[0]), d[7], d[7]) for d in dialogs),
+    )
+    conn.executemany(
+        "INSERT INTO participants (chat_id, user_id, name, role, first_seen_at) VALUES (?, ?, ?, ?, ?)",
+        (
+            p
+            for d in dialogs
+            for p in ((d[0], 50_000 + d[0], "Guest", "client", d[7]), (d[0], 7, "Olga", "operator", d[7]))
+        ),
+    )
+    picks = rnd.choices(range(n_dialogs), weights=weights, k=n_messages)
+    counts = [0] * n_dialogs
+    last = [""] * n_dialogs
+    first_id = [0] * n_dialogs
+    last_id = [0] * n_dialogs
+
+    def rows() -> Any:
+        for mid, idx in enumerate(picks, start=1):
+            counts[idx] += 1
+            first_id[idx] = first_id[idx] or mid
+            last_id[idx] = mid
+            at = iso(START + timedelta(seconds=first_seen[idx] + counts[idx] * 37))
+            last[idx] = max(last[idx], at)
+            role = "client" if mid % 3 else "operator"
+            chat = chats[idx]
+            yield (mid, chat, chat + 1_000_000, 50_000 + chat if role == "client" else 7, role, TEXTS[mid % 7], at)
+
+    conn.executemany(
+        "INSERT INTO messages (message_id, chat_id, session_id, author_id, author_role, text, original_text,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?6, ?7)",
+        rows(),
+    )
+    conn.executemany(
+        "UPDATE dialogs SET message_count = ?, last_message_at = ? WHERE chat_id = ?",
+        ((counts[i], last[i] or None, chats[i]) for i in range(n_dialogs)),
+    )
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    return {
+        "path": str(path),
+        "messages": n_messages,
+        "dialogs": n_dialogs,
+        "largest_dialog": max(counts),
+        "dialogs_with_100_plus": sum(1 for c in counts if c >= 100),
+        "size_mb": round(path.stat().st_size / 1e6, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "chats": (chats[0], chats[-1]),
+        # The 50 longest dialogs: (chat_id, first message id, last message id).
+        "big_chats": [
+            (chats[i], first_id[i], last_id[i]) for i, c in sorted(enumerate(counts), key=lambda x: -x[1])[:50]
+        ],
+        "span": (iso(START), iso(START + timedelta(seconds=span))),
+    }
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--dialogs", type=int, default=50_000)
+    a = ap.parse_args()
+    info = generate(a.out, a.messages, a.dialogs)
+    print({k: v for k, v in info.items() if k != "big_chats"})

@@ -1,0 +1,196 @@
+"""Figure 1: ONIMBOTMESSAGEADD ingest at concurrency 1, 8, 32, 128, side by side with a bare-Flask baseline.
+
+Both servers run under gunicorn with the role's options and workers (b24bot_workers). They are measured in
+alternating rounds (baseline, app, baseline, app, ...) so machine noise hits both; figures are the medians
+over rounds and the ratio is app / baseline of those medians.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+from common import (
+    BENCH,
+    ROOT,
+    conftest,
+    forms,
+    gunicorn_argv,
+    log,
+    median,
+    role_default_workers,
+    start_stack,
+    stop_stack,
+    write_result,
+)
+from loadgen import CpuMeter, closed_loop, post_form
+
+LEVELS = (1, 8, 32, 128)
+CHATS = 300  # "a few hundred distinct chats"
+PLACEHOLDER = "987654321987"
+TEXTS = (
+    "Hello! I ordered a phone last week and it still has not arrived, order 48213",
+    "Добрый день, подскажите, пожалуйста, где мой заказ?",
+    "Can I change the delivery address?",
+    "ok",
+    "Thank you 🙂",
+    "I would like to return the item, the size does not fit. What do I need to do?",
+)
+
+
+class Bodies:
+    """Realistic ONIMBOTMESSAGEADD bodies for CHATS chats; every request gets a new MESSAGE_ID."""
+
+    def __init__(self, app: conftest.App, host: str, first_id: int = 1) -> None:
+        assert app.portal_ids and app.bot_id
+        rnd = random.Random(1)
+        self.templates: list[tuple[bytes, bytes]] = []
+        for n in range(CHATS):
+            chat = 5000 + n
+            entity = forms.lines_entity("telegrambot", 1 + n % 3, f"ext{chat}", 9000 + n)
+            body = forms.encode(
+                forms.message(
+                    app.portal_ids,
+                    app.bot_id,
+                    chat,
+                    int(PLACEHOLDER),
+                    rnd.choice(TEXTS),
+                    9000 + n,
+                    "Guest",
+                    True,
+                    entity,
+                    session_id=700000 + n,
+                )
+            )
+            before, sep, after = body.partition(PLACEHOLDER.encode())
+            assert sep and PLACEHOLDER.encode() not in after
+            self.templates.append((before, after))
+        self.host = host
+        self.next_id = first_id
+        self.rnd = rnd
+        self.size = sum(len(b) + len(a) + len(PLACEHOLDER) for b, a in self.templates) // len(self.templates)
+
+    def stream(self, n: int) -> Iterator[tuple[Any, bytes]]:
+        for _ in range(n):
+            before, after = self.templates[self.rnd.randrange(CHATS)]
+            mid = self.next_id
+            self.next_id += 1
+            yield mid, post_form(self.host, "/", before + str(mid).encode() + after)
+
+
+def start_baseline(workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = conftest.free_port()
+    env = {
+        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("B24BOT_")},
+        "PYTHONPATH": f"{BENCH}:{ROOT / 'app' / 'src'}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    proc = subprocess.Popen(
+        gunicorn_argv(workers, port, "baseline_app:app"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    conftest.wait_http(f"http://127.0.0.1:{port}/healthz")
+    return proc, port
+
+
+def measure(port: int, reqs: Iterator[tuple[Any, bytes]], conc: int, server_pid: int) -> dict[str, Any]:
+    with CpuMeter(server_pid) as cpu:
+        stats = closed_loop("127.0.0.1", port, reqs, conc)
+    out = stats.summary()
+    out["server_cpu_s"] = round(cpu.used, 2)
+    out["server_cpu_cores"] = round(cpu.used / stats.wall, 2)
+    return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    workers = role_default_workers()
+    rounds = 1 if quick else 3
+    per_level = {1: 300, 8: 1000, 32: 1500, 128: 2000} if quick else {1: 600, 8: 2000, 32: 3000, 128: 4000}
+    portal, app = start_stack("ingest")
+    base_proc, base_port = start_baseline(workers)
+    assert app.proc is not None and app.portal_ids and app.bot_id
+    try:
+        bodies = Bodies(app, f"127.0.0.1:{app.port}")
+        log(f"ingest: body size ~{bodies.size} bytes, {CHATS} chats, workers={workers}")
+        # Warm-up (imports, first connections, SQLite pages): not measured.
+        closed_loop("127.0.0.1", base_port, bodies.stream(300), 8)
+        closed_loop("127.0.0.1", app.port, bodies.stream(300), 8)
+        levels: dict[str, Any] = {}
+        for conc in LEVELS:
+            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "app": []}
+            for r in range(rounds):
+                for name, port, pid in (
+                    ("baseline", base_port, base_proc.pid),
+                    ("app", app.port, app.proc.pid),
+                ):
+                    res = measure(port, bodies.stream(per_level[conc]), conc, pid)
+                    runs[name].append(res)
+                    log(
+                        f"ingest c={conc} round {r + 1} {name}: {res['rps']} ev/s p50 {res['latency']['p50_ms']} ms"
+                        f" p99 {res['latency']['p99_ms']} ms errors {res['errors']}"
+                        f" gen cpu {res['generator_cpu_share_of_one_core']}"
+                    )
+
+            def med(name: str, f: Any, runs: dict[str, list[dict[str, Any]]] = runs) -> float:
+                return round(median([f(x) for x in runs[name]]), 2)
+
+            levels[str(conc)] = {
+                "app": {
+                    "events_per_s": med("app", lambda x: x["rps"]),
+                    "p50_ms": med("app", lambda x: x["latency"]["p50_ms"]),
+                    "p99_ms": med("app", lambda x: x["latency"]["p99_ms"]),
+                    "errors": sum(x["errors"] for x in runs["app"]),
+                    "generator_cpu_share_of_one_core": med("app", lambda x: x["generator_cpu_share_of_one_core"]),
+                    "server_cpu_cores": med("app", lambda x: x["server_cpu_cores"]),
+                },
+                "baseline": {
+                    "events_per_s": med("baseline", lambda x: x["rps"]),
+                    "p50_ms": med("baseline", lambda x: x["latency"]["p50_ms"]),
+                    "p99_ms": med("baseline", lambda x: x["latency"]["p99_ms"]),
+                    "errors": sum(x["errors"] for x in runs["baseline"]),
+                    "generator_cpu_share_of_one_core": med("baseline", lambda x: x["generator_cpu_share_of_one_core"]),
+                    "server_cpu_cores": med("baseline", lambda x: x["server_cpu_cores"]),
+                },
+                "rounds": runs,
+            }
+            lv = levels[str(conc)]
+            lv["ratio"] = round(lv["app"]["events_per_s"] / lv["baseline"]["events_per_s"], 2)
+        stored = app.count("messages")
+        sent = bodies.next_id - 1
+    finally:
+        base_proc.terminate()
+        base_proc.wait(40)
+        stop_stack(portal, app)
+    at32 = levels["32"]
+    result = {
+        "method": (
+            f"gunicorn sync, --workers {workers} (role default), role's --timeout/--graceful-timeout; "
+            f"{CHATS} chats, ~{bodies.size}-byte ONIMBOTMESSAGEADD bodies from tests/sim/forms.py, every request a "
+            "new MESSAGE_ID; asyncio raw-socket clients with keep-alive requested (the sync worker closes after "
+            "each response, so each request includes its TCP connect); baseline = bench/baseline_app.py "
+            f"(bare Flask: parse form + b24bot.bitrix.events.parse, 200, no storage); {rounds} alternating rounds "
+            "per level, medians reported"
+        ),
+        "workers": workers,
+        "requests_per_round": per_level,
+        "levels": levels,
+        "messages_stored": stored,
+        "app_requests_sent_incl_warmup": sent,
+        "goals": {
+            "ratio_ge_0_5_all_levels": all(v["ratio"] >= 0.5 for v in levels.values()),
+            "p99_lt_50ms_at_32": at32["app"]["p99_ms"] < 50,
+            "zero_errors": all(v["app"]["errors"] == 0 and v["baseline"]["errors"] == 0 for v in levels.values()),
+        },
+    }
+    write_result("ingest", result)
+    return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    run(quick="--quick" in sys.argv)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from b24bot import config
-from conftest import App, PortalSim
+from conftest import App, PortalSim, wait_for
 
 
 def test_api_requires_the_bearer_token(installed: App) -> None:
@@ -134,3 +134,22 @@ def test_cli_status_reads_the_same_instance(installed: App) -> None:
     info = json.loads(out.stdout)
     assert info["installed"] is True and info["bot_id"] == installed.bot_id
     assert info["messages"] == 1 and info["dialogs"] == 1 and info["db_ok"] is True
+
+
+def test_metrics_on_localhost_only(app: App, portal: PortalSim) -> None:
+    assert app.http.get(app.url + "metrics").status_code == 404  # off by default
+    app.env_extra = {"B24BOT_METRICS": "true"}
+    app.restart()
+    app.install()
+    app.join(90)
+    wait_for(lambda: app.api("dialogs/90").json()["transferred_at"], what="hand-off")
+    portal.post("faults", {"method": "imopenlines.bot.session.operator", "kind": "5xx", "count": 1})
+    app.join(91)
+    wait_for(lambda: app.api("dialogs/91").json()["transferred_at"], what="hand-off")
+    text = app.http.get(app.url + "metrics").text
+    assert 'b24bot_events_total{event="ONIMBOTJOINCHAT",outcome="joined"} 2.0' in text
+    assert "b24bot_handoff_seconds_count 2.0" in text
+    assert 'b24bot_handoff_failures_total{code="INTERNAL_SERVER_ERROR"} 1.0' in text
+    assert "b24bot_handoff_queue_depth 0.0" in text and "b24bot_installed 1.0" in text
+    proxied = app.http.get(app.url + "metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status_code == 403

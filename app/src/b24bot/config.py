@@ -60,6 +60,8 @@ class Settings:
     retention_lines: dict[str, int]
     sync_window_hours: float
     sync_after_close: float
+    metrics: bool
+    metrics_dir: Path
     welcome_bot_time: int
     problems: tuple[str, ...] = field(default=())
 
@@ -175,6 +177,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         retention_lines=_retention_lines(get("B24BOT_RETENTION_LINES"), problems),
         sync_window_hours=_float(env, "B24BOT_SYNC_WINDOW_HOURS", 48.0, problems),
         sync_after_close=_float(env, "B24BOT_SYNC_AFTER_CLOSE_S", 60.0, problems),
+        metrics=get("B24BOT_METRICS").lower() in ("1", "true", "yes", "on"),
+        metrics_dir=Path(get("B24BOT_METRICS_DIR") or data_dir / "metrics"),
         welcome_bot_time=int(_float(env, "B24BOT_WELCOME_BOT_TIME", 60, problems)),
         problems=tuple(problems),
     )

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from .. import metrics
 from ..bitrix.errors import AuthFailed, BitrixError, NotInstalled
 from ..bitrix.rest import RestClient
 from ..config import Transfer
@@ -128,8 +129,10 @@ class HandoffWorker:
             outcome,
             (now - h.created_ts) * 1000,
         )
+        metrics.handoff_done(now - h.created_ts)
 
     def _failed(self, h: q.Handoff, exc: BitrixError) -> None:
+        metrics.handoff_failed(exc.code)
         now = time.time()
         fixable = exc.retryable or isinstance(exc, (NotInstalled, AuthFailed))
         with self.db.write() as conn:

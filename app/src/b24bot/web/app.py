@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, current_app, jsonify
 
-from .. import config, logs
+from .. import config, logs, metrics
 from ..jobs import sync
 from ..jobs.context import Context
 from ..jobs.handoff import HandoffWorker
@@ -62,6 +62,7 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         log.error("data dir %s unusable: %s", settings.data_dir, exc)
+    metrics.init(settings.metrics, str(settings.metrics_dir))
     ctx = Context.build(settings)
     lease = settings.rest_timeout * 4 + 10  # longer than one call with its in-call retries
     worker = HandoffWorker(ctx.db, ctx.client, settings.retry_max, lease, side_jobs=lambda: sync.run_due_jobs(ctx))

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from .. import metrics
 from ..bitrix import events as ev
 from ..bitrix.errors import BitrixError
 from ..jobs import ingest, install
@@ -80,4 +81,5 @@ def handle() -> Any:
         log.error("%s: %s", event.name, exc)
         return _error(500, str(exc))
     log.info("%s chat=%s %s", event.name, chat_id, outcome)
+    metrics.event(event.name, outcome)
     return jsonify(OK)

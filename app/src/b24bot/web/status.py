@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
+from .. import metrics
 from ..store import queue as q
 from .app import services
 
@@ -29,6 +30,25 @@ def index() -> Response:
     for problem in svc.ctx.settings.problems:
         lines.append(f"Configuration: {problem}")
     return Response("\n".join(lines) + "\n", mimetype="text/plain")
+
+
+@bp.get("/metrics")
+def prometheus() -> Any:
+    """Only for a scraper on this host: nginx adds X-Forwarded-For, so proxied requests never see metrics."""
+    if not metrics.enabled():
+        return jsonify(error="metrics are off (B24BOT_METRICS)"), 404
+    if request.remote_addr not in ("127.0.0.1", "::1") or request.headers.get("X-Forwarded-For"):
+        return jsonify(error="metrics are served on localhost only"), 403
+    db = services().ctx.db.read()
+
+    def gauges() -> dict[str, tuple[str, float]]:
+        return {
+            "b24bot_handoff_queue_depth": ("Hand-offs waiting or being retried", q.pending_count(db)),
+            "b24bot_installed": ("1 when installed in a portal", 1.0 if _installed() else 0.0),
+        }
+
+    body, ctype = metrics.render(gauges)
+    return Response(body, headers={"Content-Type": ctype})
 
 
 @bp.get("/healthz")

@@ -28,6 +28,7 @@ lint: venv
 	ruff format --check app tests scripts bench
 	yamllint -s .
 	ansible-lint
+	python scripts/docs.py --check
 
 pytest: venv
 	pytest -q tests

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import __version__, config, logs
-from .bitrix.tokens import TokenStore
+from .bitrix.tokens import TokenStore, installation
 from .store import Database, StorageError, archive, reads
 
 
@@ -17,14 +17,7 @@ def status(settings: config.Settings) -> dict[str, Any]:
     auth = TokenStore(settings.auth_path, "", "").load()
     out: dict[str, Any] = {
         "version": __version__,
-        "installed": auth is not None,
-        "portal": auth.get("domain") if auth else None,
-        "bot_id": auth.get("bot_id") if auth else None,
-        "token_expires_at": (
-            datetime.fromtimestamp(int(auth["expires"]), timezone.utc).isoformat(timespec="seconds")
-            if auth and auth.get("expires")
-            else None
-        ),
+        **installation(auth),
         "db_path": str(settings.db_path),
         "problems": list(settings.problems),
     }

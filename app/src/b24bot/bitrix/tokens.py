@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +38,19 @@ def oauth_token_url(server_endpoint: str, override: str = "") -> str:
     if parts.scheme in ("http", "https") and parts.netloc:
         return f"{parts.scheme}://{parts.netloc}/oauth/token/"
     return DEFAULT_OAUTH_TOKEN_URL
+
+
+def installation(auth: dict[str, Any] | None) -> dict[str, Any]:
+    """What status pages show of auth.json: never a token."""
+    expires = auth.get("expires") if auth else None
+    return {
+        "installed": auth is not None,
+        "portal": auth.get("domain") if auth else None,
+        "bot_id": auth.get("bot_id") if auth else None,
+        "token_expires_at": (
+            datetime.fromtimestamp(int(expires), timezone.utc).isoformat(timespec="seconds") if expires else None
+        ),
+    }
 
 
 def write_json_atomic(path: Path, data: dict[str, Any], mode: int = 0o600) -> None:

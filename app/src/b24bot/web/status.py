@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from .. import metrics
+from ..bitrix.tokens import installation
 from ..store import queue as q
 from .app import services
 
@@ -57,14 +57,7 @@ def healthz() -> Any:
     auth = _installed()
     body: dict[str, Any] = {
         "status": "ok",
-        "installed": auth is not None,
-        "portal": auth.get("domain") if auth else None,
-        "bot_id": auth.get("bot_id") if auth else None,
-        "token_expires_at": (
-            datetime.fromtimestamp(int(auth["expires"]), timezone.utc).isoformat(timespec="seconds")
-            if auth and auth.get("expires")
-            else None
-        ),
+        **installation(auth),
         "pending_handoffs": None,
         "db_ok": False,
         "problems": list(svc.ctx.settings.problems),

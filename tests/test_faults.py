@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -111,3 +114,38 @@ def test_full_disk_answers_an_error_and_recovers(tmp_path: Path, portal: PortalS
     finally:
         app.stop()
         time.sleep(0.2)
+
+
+def test_backup_under_write_load_holds_every_acknowledged_message(app: App, portal: PortalSim, tmp_path: Path) -> None:
+    app.install()
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        mid = 1
+        while not stop.is_set():
+            if app.message(mid % 30 + 1, mid, f"load {mid}").status_code == 200:
+                acked.append(mid)
+            mid += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    wait_for(lambda: len(acked) > 100, what="write load")
+    before = list(acked)  # acknowledged before the backup began
+    out = subprocess.run(
+        [sys.executable, "-m", "b24bot", "backup", str(tmp_path / "bk")],
+        env=app.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stop.set()
+    t.join(30)
+    result = json.loads(out.stdout)
+    assert result["auth"] and (tmp_path / "bk" / "auth.json").read_text() == (app.data_dir / "auth.json").read_text()
+    copy = sqlite3.connect(tmp_path / "bk" / "dialogs.db")
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = {r[0] for r in copy.execute("SELECT message_id FROM messages")}
+    assert set(before) <= stored
+    assert len(acked) > len(before)  # writes really went on during the backup
+    assert oct((tmp_path / "bk" / "dialogs.db").stat().st_mode & 0o777) == "0o600"

@@ -72,3 +72,18 @@ def test_rejected_refresh_asks_for_a_reinstall(app: App, portal: PortalSim) -> N
     wait_for(lambda: "invalid_client" in (app.data_dir / "bot.log").read_text(), what="refresh failure logged")
     assert app.http.get(app.url + "healthz").json()["pending_handoffs"] == 1  # kept, retried after a fix
     assert "wrong-secret-000" not in (app.data_dir / "bot.log").read_text()
+
+
+def test_sync_renews_week_old_tokens_on_a_quiet_portal(installed: App, portal: PortalSim) -> None:
+    import subprocess
+    import sys
+
+    path = installed.data_dir / "auth.json"
+    data = json.loads(path.read_text())
+    data["installed_at"] = int(time.time()) - 8 * 86400
+    path.write_text(json.dumps(data))
+    run = [sys.executable, "-m", "b24bot", "sync"]
+    subprocess.run(run, env=installed.env, check=True, capture_output=True)
+    assert portal.get("state")["refreshes"] == 1
+    subprocess.run(run, env=installed.env, check=True, capture_output=True)
+    assert portal.get("state")["refreshes"] == 1  # fresh now: once a week is enough

@@ -62,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
     er.add_argument("--client", required=True, help="user code connector|line|chat|user, or connector user id")
     er.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     sub.add_parser("retention", help="delete messages older than B24BOT_RETENTION_DAYS / _LINES")
+    bk = sub.add_parser("backup", help="consistent online copy of dialogs.db (and auth.json) into a directory")
+    bk.add_argument("dest", help="directory to create the copies in")
     return p
 
 
@@ -117,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.yes and input(f"erase {len(chats)} dialog(s) for good? [y/N] ").lower() != "y":
             return 1
         print(json.dumps(retention.erase_client(ctx, args.client)))
+        return 0
+    if args.command == "backup":
+        from .jobs import backup
+
+        print(json.dumps(backup.backup(settings, args.dest)))
         return 0
     if args.command == "retention":
         print(json.dumps(retention.apply_retention(ctx)))

@@ -42,6 +42,22 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+TOKEN_MAX_AGE_S = 7 * 86400
+
+
+def keep_tokens_alive(ctx: Context) -> bool:
+    """On a quiet portal nothing refreshes the tokens, and a refresh token lives only so long (28 days in older
+    Bitrix24 docs): renew it weekly. Not more often: Bitrix24 warns that hourly refreshes look like abuse."""
+    auth = ctx.tokens.load()
+    if auth is None:
+        return False
+    last = int(auth.get("refreshed_at") or auth.get("installed_at") or 0)
+    if time.time() - last < TOKEN_MAX_AGE_S:
+        return False
+    ctx.tokens.refresh(stale_access_token=str(auth["access_token"]))
+    return True
+
+
 def sync(
     ctx: Context,
     since: str | None = None,
@@ -50,6 +66,10 @@ def sync(
     download: bool | None = None,
 ) -> SyncReport:
     report = SyncReport()
+    try:
+        keep_tokens_alive(ctx)
+    except BitrixError as exc:
+        report.errors.append(f"token refresh: {exc.code}")
     active_since = (datetime.now(timezone.utc) - timedelta(hours=window_hours)).isoformat(timespec="seconds")
     todo = reads.sessions_to_sync(ctx.db.read(), active_since, since, session_ids, MAX_SESSIONS)
     installed = ctx.tokens.load()

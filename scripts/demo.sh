@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 repo="$PWD"
 [[ -x .venv/bin/ansible-playbook ]] && export PATH="$repo/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$repo/ansible.cfg"
+export ANSIBLE_PIPELINING=True  # one `docker exec` per task
 
 name="${B24BOT_DEMO_NAME:-b24bot-demo}"
 suite="${B24BOT_DEMO_SUITE:-bookworm}"
@@ -17,6 +18,7 @@ domain=bot.example.test
 client_id=local.test.1
 client_secret=test-client-secret  # the simulated portal's default
 work="${XDG_CACHE_HOME:-$HOME/.cache}/b24bot-demo/$name"
+umask 077  # the generated inventory holds the demo's API token
 mkdir -p "$work"
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -44,7 +46,12 @@ elif [[ "$state" != running ]]; then
 else
   say "Reusing running container $name"
 fi
-boot="$(docker exec "$name" systemctl is-system-running --wait || true)"
+# Until systemd has its bus up, systemctl fails at once: retry, then let it wait for the end of boot.
+for _ in $(seq 60); do
+  boot="$(docker exec "$name" systemctl is-system-running --wait 2>/dev/null || true)"
+  [[ "$boot" == running || "$boot" == degraded ]] && break
+  sleep 0.5
+done
 [[ "$boot" == running || "$boot" == degraded ]] || { echo "systemd in $name did not boot: $boot" >&2; exit 1; }
 
 # A per-container API token, kept so reruns do not rewrite the env file.

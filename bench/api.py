@@ -1,7 +1,7 @@
 """Figure 4: the local API on 1,000,000 messages in 50,000 dialogs (bench/gen_db.py), p50/p99 per page.
 
 The app runs under gunicorn with the role's options and workers, on the generated database (WAL). One client
-(keep-alive requested; the sync worker closes) walks each page kind in turn; three rounds, each round also
+(keep-alive requested; the sync worker closes) walks each page kind in turn; five rounds, each round also
 times GET /healthz (one tiny query) as the in-run baseline. Figures are medians over rounds.
 """
 
@@ -48,8 +48,8 @@ def pages(info: dict[str, Any], rnd: random.Random) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    rounds = 2 if quick else 3
-    per = 80 if quick else 200
+    rounds = 2 if quick else 5
+    per = 80 if quick else 300
     n_messages, n_dialogs = (200_000, 10_000) if quick else (1_000_000, 50_000)
     wd = workdir("api")
     log(f"api: generating {n_messages} messages in {n_dialogs} dialogs")

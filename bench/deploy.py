@@ -89,6 +89,8 @@ def _playbook(inventory: Path, logfile: Path) -> dict[str, Any]:
         "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_NOCOLOR": "1",
+        # Per-task durations at the end of the log: where a run spends its time.
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
     }
     ansible = Path(__import__("sys").executable).with_name("ansible-playbook")
     started = time.perf_counter()
@@ -108,7 +110,19 @@ def _playbook(inventory: Path, logfile: Path) -> dict[str, Any]:
         m.group(1): {"ok": int(m.group(2)), "changed": int(m.group(3)), "failed": int(m.group(5))}
         for m in re.finditer(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", text, re.M)
     }
-    return {"wall_s": round(wall, 1), "rc": rc, "recap": recap, "log": str(logfile.relative_to(ROOT))}
+    slowest = [
+        (m.group(1).strip(), float(m.group(2)))
+        for m in re.finditer(r"^(.+?) -{3,} (\d+\.\d+)s$", text, re.M)
+        if not m.group(1).startswith("=")
+    ]
+    slowest = sorted(slowest, key=lambda x: -x[1])[:8]
+    return {
+        "wall_s": round(wall, 1),
+        "rc": rc,
+        "recap": recap,
+        "slowest_tasks": slowest,
+        "log": str(logfile.relative_to(ROOT)),
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:

@@ -1,14 +1,16 @@
 """Figure 1: ONIMBOTMESSAGEADD ingest at concurrency 1, 8, 32, 128, side by side with a bare-Flask baseline.
 
 Both servers run under gunicorn with the role's options and workers (b24bot_workers). They are measured in
-alternating rounds (baseline, app, baseline, app, ...) so machine noise hits both; figures are the medians
-over rounds and the ratio is app / baseline of those medians.
+alternating rounds (baseline, app, baseline, app, ...; five per level) so machine noise hits both; figures are the
+medians over rounds and the ratio is app / baseline of those medians.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,9 +108,26 @@ def measure(port: int, reqs: Iterator[tuple[Any, bytes]], conc: int, server_pid:
     return out
 
 
+def probe() -> dict[str, Any]:
+    """bench/ingest_probe.py in fresh processes: per-event COMMIT time and WAL volume (see its docstring)."""
+    out: dict[str, Any] = {}
+    for mode in ("shipped", "wal"):
+        proc = subprocess.run(
+            [sys.executable, str(BENCH / "ingest_probe.py"), mode],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            cwd=BENCH,
+        )
+        lines = proc.stdout.strip().splitlines()
+        out[mode] = json.loads(lines[-1]) if proc.returncode == 0 and lines else {"error": proc.stderr[-500:]}
+    return out
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     workers = role_default_workers()
-    rounds = 1 if quick else 3
+    rounds = 1 if quick else 5
     per_level = {1: 300, 8: 1000, 32: 1500, 128: 2000} if quick else {1: 600, 8: 2000, 32: 3000, 128: 4000}
     portal, app = start_stack("ingest")
     base_proc, base_port = start_baseline(workers)
@@ -160,6 +179,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             lv = levels[str(conc)]
             lv["ratio"] = round(lv["app"]["events_per_s"] / lv["baseline"]["events_per_s"], 2)
         stored = app.count("messages")
+        log("ingest: in-process probe (per-event SQL and COMMIT time, WAL bytes per event)")
+        probed = probe()
+        log(f"ingest probe: {probed}")
         sent = bodies.next_id - 1
     finally:
         base_proc.terminate()
@@ -179,6 +201,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "requests_per_round": per_level,
         "levels": levels,
         "messages_stored": stored,
+        "probe": probed,
         "app_requests_sent_incl_warmup": sent,
         "goals": {
             "ratio_ge_0_5_all_levels": all(v["ratio"] >= 0.5 for v in levels.values()),

@@ -92,7 +92,7 @@ class Event:
         return when.isoformat(timespec="seconds")
 
 
-def _int_or_none(raw: Any) -> int | None:
+def int_or_none(raw: Any) -> int | None:
     if raw in (None, ""):
         return None
     try:
@@ -118,7 +118,7 @@ def parse(pairs: Iterable[tuple[str, str]]) -> Event:
         raise BadEvent("auth[application_token] and auth[member_id] are required")
     return Event(
         name=name.strip().upper(),
-        ts=_int_or_none(body.get("ts")),
+        ts=int_or_none(body.get("ts")),
         auth=EventAuth(
             domain=get("domain").lower(),
             member_id=get("member_id"),
@@ -127,8 +127,8 @@ def parse(pairs: Iterable[tuple[str, str]]) -> Event:
             server_endpoint=get("server_endpoint"),
             access_token=get("access_token"),
             refresh_token=get("refresh_token"),
-            expires=_int_or_none(auth.get("expires")),
-            expires_in=_int_or_none(auth.get("expires_in")),
+            expires=int_or_none(auth.get("expires")),
+            expires_in=int_or_none(auth.get("expires_in")),
             scope=get("scope"),
             user_id=get("user_id"),
         ),
@@ -169,8 +169,8 @@ class SessionData:
     def parse(cls, raw: str) -> SessionData:
         parts = (raw or "").split("|")
         pick = lambda i: parts[i] if len(parts) > i else ""  # noqa: E731
-        sid = _int_or_none(pick(5))
-        return cls(sid if sid else None, _int_or_none(pick(6)), pick(1), pick(2))
+        sid = int_or_none(pick(5))
+        return cls(sid if sid else None, int_or_none(pick(6)), pick(1), pick(2))
 
 
 def is_lines(params: dict[str, Any]) -> bool:
@@ -180,7 +180,7 @@ def is_lines(params: dict[str, Any]) -> bool:
 def chat_id_of(params: dict[str, Any]) -> int:
     """CHAT_ID, else TO_CHAT_ID, else DIALOG_ID `chatNNN`."""
     for key in ("CHAT_ID", "TO_CHAT_ID"):
-        cid = _int_or_none(params.get(key))
+        cid = int_or_none(params.get(key))
         if cid:
             return cid
     dialog = str(params.get("DIALOG_ID", ""))
@@ -190,7 +190,7 @@ def chat_id_of(params: dict[str, Any]) -> int:
 
 
 def message_id_of(params: dict[str, Any]) -> int:
-    mid = _int_or_none(params.get("MESSAGE_ID")) or _int_or_none(params.get("ID"))
+    mid = int_or_none(params.get("MESSAGE_ID")) or int_or_none(params.get("ID"))
     if not mid:
         raise BadEvent("event has no MESSAGE_ID")
     return mid
@@ -200,7 +200,7 @@ def author_role(params: dict[str, Any], user: dict[str, Any], bot_id: int | None
     """client (connector user), bot, system or operator."""
     if str(params.get("SYSTEM", "N")).upper() == "Y":
         return "system"
-    author = _int_or_none(params.get("AUTHOR_ID")) or _int_or_none(params.get("FROM_USER_ID")) or 0
+    author = int_or_none(params.get("AUTHOR_ID")) or int_or_none(params.get("FROM_USER_ID")) or 0
     if author == 0:
         return "system"
     if str(user.get("IS_CONNECTOR", "N")).upper() == "Y":
@@ -216,12 +216,12 @@ def files_of(params: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     if isinstance(raw, dict):
         for item in raw.values():
-            if isinstance(item, dict) and _int_or_none(item.get("id")):
+            if isinstance(item, dict) and int_or_none(item.get("id")):
                 out.append(
                     {
                         "id": int(item["id"]),
                         "name": str(item.get("name", "")),
-                        "size": _int_or_none(item.get("size")),
+                        "size": int_or_none(item.get("size")),
                         "type": str(item.get("type", "")),
                         "url": str(item.get("urlDownload") or item.get("urldownload") or ""),
                     }

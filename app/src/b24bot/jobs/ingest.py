@@ -78,7 +78,7 @@ def record_join(ctx: Context, event: ev.Event) -> tuple[str, int | None]:
         return "ignored: not an Open Lines chat", None
     chat_id = ev.chat_id_of(params)
     dialog = _dialog(params, chat_id, event.time_iso)
-    bot_id = ev._int_or_none(params.get("BOT_ID"))
+    bot_id = ev.int_or_none(params.get("BOT_ID"))
     with ctx.db.write() as conn:
         if not writes.record_event(
             conn, _now_iso(), event.name, chat_id, f"join:{chat_id}:{event.ts}", _payload(event)
@@ -101,7 +101,7 @@ def record_message(ctx: Context, event: ev.Event, bot_id: int | None) -> str:
     dialog = _dialog(params, chat_id, event.time_iso)
     session = ev.SessionData.parse(str(params.get("CHAT_ENTITY_DATA_1", "")))
     role = ev.author_role(params, user, bot_id)
-    author_id = ev._int_or_none(params.get("AUTHOR_ID")) or ev._int_or_none(params.get("FROM_USER_ID"))
+    author_id = ev.int_or_none(params.get("AUTHOR_ID")) or ev.int_or_none(params.get("FROM_USER_ID"))
     text = str(params.get("MESSAGE", ""))
     message = writes.MessageRow(
         message_id=message_id,

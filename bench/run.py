@@ -177,6 +177,17 @@ def table() -> str:
                 )
             )
 
+    if dep and "rerun_pipelining" in dep["hosts_1"]:
+        one, three = dep["hosts_1"]["rerun_pipelining"], dep["hosts_3"]["rerun_pipelining"]
+        rows.append(
+            (
+                "5 Deploy, no-change rerun with ANSIBLE_PIPELINING=True (experiment)",
+                f"1 host {_fmt(one['wall_s'])} s, 3 hosts {_fmt(three['wall_s'])} s",
+                f"3/1 ratio {dep['ratio_3_to_1']['rerun_pipelining']}",
+                "< 30 s (what the shipped ansible.cfg would get with pipelining for every connection)",
+                _yes(max(one["wall_s"], three["wall_s"]) < 30 and one["rc"] == 0 and three["rc"] == 0),
+            )
+        )
     misses = missed_goals(ing, ho, tok, api, dep)
     m = machine()
     head = (
@@ -227,13 +238,17 @@ def missed_goals(
                 " statement together costs well under 0.3 ms. The baseline stores nothing."
             )
         cores = max(v["app"]["server_cpu_cores"] for v in lv.values())
+        base_cores = max(v["baseline"]["server_cpu_cores"] for v in lv.values())
+        load = ing["machine"].get("loadavg_at_start", ["?"])[0]
         if low:
             out.append(
                 "Ingest ratio: "
                 + ", ".join(f"{r} at {c} concurrent" for c, r in low.items())
                 + f" (goal 0.5, so the app reaches {min(low.values()) / 0.5:.0%}–{max(low.values()) / 0.5:.0%} of it)."
                 + why
-                + f" The app's workers never used more than {cores} of the 2 cores: they wait on the disk, not the CPU."
+                + f" The servers used at most {cores} (app) and {base_cores} (baseline) of the 2 cores; other jobs"
+                f" shared the machine (load average {load} at the start), so absolute rates are below an idle"
+                " host's, and the ratio compares both under the same noise."
             )
         if p99 >= 50:
             base = lv["32"]["baseline"]

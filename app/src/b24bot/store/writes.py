@@ -61,7 +61,14 @@ def upsert_dialog(conn: sqlite3.Connection, d: DialogRow) -> None:
                external_chat_id = COALESCE(excluded.external_chat_id, external_chat_id),
                client_user_id = COALESCE(excluded.client_user_id, client_user_id),
                title = COALESCE(excluded.title, title),
-               first_seen_at = MIN(first_seen_at, excluded.first_seen_at)""",
+               first_seen_at = MIN(first_seen_at, excluded.first_seen_at)
+           -- most events repeat what is stored: skip the write (and its WAL page) then
+           WHERE (excluded.connector IS NOT NULL AND excluded.connector IS NOT connector)
+              OR (excluded.line_id IS NOT NULL AND excluded.line_id IS NOT line_id)
+              OR (excluded.external_chat_id IS NOT NULL AND excluded.external_chat_id IS NOT external_chat_id)
+              OR (excluded.client_user_id IS NOT NULL AND excluded.client_user_id IS NOT client_user_id)
+              OR (excluded.title IS NOT NULL AND excluded.title IS NOT title)
+              OR excluded.first_seen_at < first_seen_at""",
         (
             d.chat_id,
             d.dialog_id,
@@ -95,7 +102,11 @@ def upsert_session(
                crm_entity_type = COALESCE(NULLIF(excluded.crm_entity_type, ''), crm_entity_type),
                crm_entity_id = COALESCE(NULLIF(excluded.crm_entity_id, ''), crm_entity_id),
                crm_bindings = COALESCE(NULLIF(excluded.crm_bindings, ''), crm_bindings),
-               started_at = COALESCE(started_at, excluded.started_at)""",
+               started_at = COALESCE(started_at, excluded.started_at)
+           WHERE (NULLIF(excluded.crm_entity_type, '') IS NOT NULL AND excluded.crm_entity_type IS NOT crm_entity_type)
+              OR (NULLIF(excluded.crm_entity_id, '') IS NOT NULL AND excluded.crm_entity_id IS NOT crm_entity_id)
+              OR (NULLIF(excluded.crm_bindings, '') IS NOT NULL AND excluded.crm_bindings IS NOT crm_bindings)
+              OR (started_at IS NULL AND excluded.started_at IS NOT NULL)""",
         (
             session_id,
             chat_id,
@@ -115,7 +126,8 @@ def upsert_participant(
 ) -> None:
     conn.execute(
         """INSERT INTO participants (chat_id, user_id, name, role, first_seen_at) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT(chat_id, user_id) DO UPDATE SET name = COALESCE(NULLIF(excluded.name, ''), name)""",
+           ON CONFLICT(chat_id, user_id) DO UPDATE SET name = excluded.name
+           WHERE NULLIF(excluded.name, '') IS NOT NULL AND excluded.name IS NOT name""",
         (chat_id, user_id, name, role, seen_at),
     )
 
@@ -234,8 +246,8 @@ def session_synced(
 def touch_session(conn: sqlite3.Connection, session_id: int, at: str, operator_id: int | None) -> None:
     """Activity on a session (for the sync window) and the operators who spoke in it."""
     conn.execute(
-        "UPDATE sessions SET last_activity_at = MAX(COALESCE(last_activity_at, ''), ?) WHERE session_id = ?",
-        (at, session_id),
+        "UPDATE sessions SET last_activity_at = ? WHERE session_id = ? AND COALESCE(last_activity_at, '') < ?",
+        (at, session_id, at),
     )
     if operator_id:
         conn.execute(
@@ -243,8 +255,8 @@ def touch_session(conn: sqlite3.Connection, session_id: int, at: str, operator_i
                    WHEN operator_ids IS NULL OR operator_ids = '' THEN ?
                    WHEN instr(',' || operator_ids || ',', ',' || ? || ',') > 0 THEN operator_ids
                    ELSE operator_ids || ',' || ? END
-               WHERE session_id = ?""",
-            (str(operator_id), str(operator_id), str(operator_id), session_id),
+               WHERE session_id = ? AND instr(',' || COALESCE(operator_ids, '') || ',', ',' || ? || ',') = 0""",
+            (str(operator_id), str(operator_id), str(operator_id), session_id, str(operator_id)),
         )
 
 

@@ -34,8 +34,10 @@ if [[ -z "$state" ]]; then
     NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT
     SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE
     AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ)
+  cap_args=()
+  for c in "${caps[@]}"; do cap_args+=(--cap-add "$c"); done
   docker run -d --name "$name" --hostname "$name" \
-    --cap-drop ALL $(printf -- '--cap-add %s ' "${caps[@]}") \
+    --cap-drop ALL "${cap_args[@]}" \
     --security-opt seccomp=unconfined --cgroupns host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
     --tmpfs /run --tmpfs /run/lock --tmpfs /tmp --stop-signal SIGRTMIN+3 \
     -p 127.0.0.1::80 --label b24bot.demo=1 \

@@ -44,7 +44,7 @@ inputs_hash() { # $1 = suite
     echo "suite=$1"
     sha256sum <"$dockerfile"
     for f in "${ca_files[@]}"; do
-      echo "$(basename "$f")"
+      basename "$f"
       sha256sum <"$f"
     done
   } | sha256sum | cut -c1-16

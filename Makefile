@@ -7,7 +7,7 @@ export ANSIBLE_CONFIG := $(abspath ansible.cfg)
 # Tests import the app from app/src (pytest.ini); no bytecode or egg-info lands in the tree the role deploys.
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv lint pytest images molecule molecule-default molecule-fleet test demo demo-clean deploy bench clean
+.PHONY: help venv lint pytest images molecule molecule-default molecule-fleet molecule-ops test demo demo-clean deploy bench clean
 
 help:
 	@echo "make demo      provision a local Debian container with site.yml and drive a simulated Bitrix24 dialog through it"
@@ -44,7 +44,10 @@ molecule-default: venv images
 molecule-fleet: venv images
 	@t=$$SECONDS; molecule test -s fleet && echo "== molecule fleet passed in $$((SECONDS - t)) s"
 
-molecule: molecule-default molecule-fleet
+molecule-ops: venv images
+	@t=$$SECONDS; molecule test -s ops && echo "== molecule ops passed in $$((SECONDS - t)) s"
+
+molecule: molecule-default molecule-fleet molecule-ops
 
 test: lint pytest molecule
 

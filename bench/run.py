@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, ROOT, log, machine
+from common import RESULTS, ROOT, WORK, log, machine
 
 PARTS = ("ingest", "handoff", "token", "api", "deploy")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -362,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         if p not in PARTS:
             ap.error(f"unknown part {p!r}; parts: {', '.join(PARTS)}")
     parts = [] if args.report else [p for p in (only or PARTS) if p not in skip]
+    if parts and WORK.exists():
+        # Scratch of earlier runs (data dirs, logs): only the latest run's is kept.
+        shutil.rmtree(WORK, ignore_errors=True)
     timings: dict[str, float] = {}
     failed: list[str] = []
     for part in parts:

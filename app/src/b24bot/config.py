@@ -61,6 +61,7 @@ class Settings:
     sync_window_hours: float
     sync_after_close: float
     metrics: bool
+    db_synchronous: str
     metrics_dir: Path
     welcome_bot_time: int
     problems: tuple[str, ...] = field(default=())
@@ -84,6 +85,15 @@ def _float(env: dict[str, str], key: str, default: float, problems: list[str]) -
         problems.append(f"{key}={raw!r} is not a positive number; using {default}")
         return default
     return value
+
+
+def _choice(raw: str, choices: tuple[str, ...], key: str, problems: list[str]) -> str:
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        problems.append(f"{key}={raw!r} is not one of {', '.join(choices)}; using {choices[0]}")
+        return choices[0]
+    return raw
 
 
 def _days(raw: str, problems: list[str]) -> int:
@@ -178,6 +188,9 @@ def load(env: dict[str, str] | None = None) -> Settings:
         sync_window_hours=_float(env, "B24BOT_SYNC_WINDOW_HOURS", 48.0, problems),
         sync_after_close=_float(env, "B24BOT_SYNC_AFTER_CLOSE_S", 60.0, problems),
         metrics=get("B24BOT_METRICS").lower() in ("1", "true", "yes", "on"),
+        db_synchronous=_choice(
+            get("B24BOT_DB_SYNCHRONOUS").upper(), ("NORMAL", "FULL"), "B24BOT_DB_SYNCHRONOUS", problems
+        ),
         metrics_dir=Path(get("B24BOT_METRICS_DIR") or data_dir / "metrics"),
         welcome_bot_time=int(_float(env, "B24BOT_WELCOME_BOT_TIME", 60, problems)),
         problems=tuple(problems),

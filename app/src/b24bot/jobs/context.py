@@ -34,4 +34,4 @@ class Context:
         )
         limiter = LeakyBucket(settings.data_dir / "ratelimit.state", settings.rest_rate, settings.rest_burst)
         client = RestClient(tokens, limiter, timeout=settings.rest_timeout, session=session)
-        return cls(settings, Database(settings.db_path), tokens, client, session)
+        return cls(settings, Database(settings.db_path, settings.db_synchronous), tokens, client, session)

@@ -80,10 +80,10 @@ def record_join(ctx: Context, event: ev.Event) -> tuple[str, int | None]:
     chat_id = ev.chat_id_of(params)
     dialog = _dialog(params, chat_id, event.time_iso)
     bot_id = ev.int_or_none(params.get("BOT_ID"))
+    # Everything is prepared before the write lock is taken: that lock is what every worker queues on.
+    received, payload = _now_iso(), _payload(event)
     with ctx.db.write() as conn:
-        if not writes.record_event(
-            conn, _now_iso(), event.name, chat_id, f"join:{chat_id}:{event.ts}", _payload(event)
-        ):
+        if not writes.record_event(conn, received, event.name, chat_id, f"join:{chat_id}:{event.ts}", payload):
             return "duplicate", None
         if reads.get_setting(conn, RECORDING_KEY, "on") != "off":
             writes.upsert_dialog(conn, dialog)
@@ -119,10 +119,11 @@ def record_message(ctx: Context, event: ev.Event, bot_id: int | None) -> str:
         key = f"edit:{message_id}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
     else:
         key = f"delete:{message_id}"
+    received, payload = _now_iso(), _payload(event)
     with ctx.db.write() as conn:
         if reads.get_setting(conn, RECORDING_KEY, "on") == "off":
             return "paused"
-        if not writes.record_event(conn, _now_iso(), event.name, chat_id, key, _payload(event)):
+        if not writes.record_event(conn, received, event.name, chat_id, key, payload):
             return "duplicate"
         writes.upsert_dialog(conn, dialog)
         if session.session_id:

@@ -118,12 +118,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     status, _ = post_event(forms.message(forged, bot_id, chat_id, mid + 2, "forged", client_id, "X", True, entity))
     expect(status == 401, f"a forged event must be refused with 401, got {status}")
 
-    dialog = api_get(f"dialogs/{chat_id}")
+    # The portal answers the hand-off a moment before the app records the answer: poll, do not race.
+    while (dialog := api_get(f"dialogs/{chat_id}"))["transferred_at"] is None and time.time() < deadline:
+        time.sleep(0.1)
     messages = api_get(f"dialogs/{chat_id}/messages")["items"]
     expect(dialog["message_count"] == 2, f"expected 2 stored messages, dialog says {dialog['message_count']}")
     expect([m["author_role"] for m in messages] == ["client", "operator"], f"roles wrong: {messages}")
     expect(messages[0]["text"] == msgs[0][1], "client text not stored verbatim")
-    expect(dialog["transferred_at"] is not None, "dialog not marked as handed off")
+    expect(dialog["transferred_at"] is not None, f"dialog not marked as handed off within {args.timeout}s")
     status, _, _ = http("GET", api + "dialogs", host)
     expect(status == 401, f"/api without the token must be 401, got {status}")
     return {"handler_url": handler, "bot_id": bot_id, "dialog": dialog, "messages": messages}

@@ -66,5 +66,6 @@ bench: venv
 clean:
 	-molecule destroy -s default
 	-molecule destroy -s fleet
+	-molecule destroy -s ops
 	-docker rm -f $${B24BOT_DEMO_NAME:-b24bot-demo}
 	rm -rf .pytest_cache .ruff_cache

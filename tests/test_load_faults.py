@@ -113,6 +113,18 @@ def test_portal_process_down_during_500_joins(make_app: Any, portal: PortalSim) 
     assert time.time() - started < 30
 
 
+def wait_all_handed_off(portal: PortalSim, want: set[int], what: str) -> None:
+    """Until every chat in `want` has an accepted hand-off at the portal."""
+    wait_for(
+        lambda: (
+            {int(c["params"]["CHAT_ID"]) for c in operator_calls(portal.get("calls"), want) if c["answer"] == "ok"}
+            == want
+        ),
+        timeout=18,
+        what=what,
+    )
+
+
 def test_query_limit_on_every_second_call_keeps_under_2_per_s(make_app: Any, portal: PortalSim) -> None:
     # The shipped limiter (2/s, burst 40) and the portal answering QUERY_LIMIT_EXCEEDED to every second call.
     app = make_app(B24BOT_REST_RATE="2", B24BOT_REST_BURST="40")
@@ -120,14 +132,7 @@ def test_query_limit_on_every_second_call_keeps_under_2_per_s(make_app: Any, por
     chats = list(range(710_000, 710_012))
     assert send_joins(app, chats, concurrency=4) == [200] * 12
     want = set(chats)
-    wait_for(
-        lambda: (
-            {int(c["params"]["CHAT_ID"]) for c in operator_calls(portal.get("calls"), want) if c["answer"] == "ok"}
-            == want
-        ),
-        timeout=18,
-        what="12 hand-offs through QUERY_LIMIT_EXCEEDED",
-    )
+    wait_all_handed_off(portal, want, "12 hand-offs through QUERY_LIMIT_EXCEEDED")
     time.sleep(0.5)
     calls = operator_calls(portal.get("calls"), want)
     answers = Counter(c["answer"] for c in calls)
@@ -155,14 +160,7 @@ def test_portal_rate_limit_over_burst_backs_off_and_completes(make_app: Any, por
     chats = list(range(720_000, 720_020))
     assert send_joins(app, chats, concurrency=8) == [200] * 20
     want = set(chats)
-    wait_for(
-        lambda: (
-            {int(c["params"]["CHAT_ID"]) for c in operator_calls(portal.get("calls"), want) if c["answer"] == "ok"}
-            == want
-        ),
-        timeout=18,
-        what="20 hand-offs under the portal's limit",
-    )
+    wait_all_handed_off(portal, want, "20 hand-offs under the portal's limit")
     time.sleep(0.5)
     calls = operator_calls(portal.get("calls"), want)
     oks = Counter(int(c["params"]["CHAT_ID"]) for c in calls if c["answer"] == "ok")

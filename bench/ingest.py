@@ -157,23 +157,19 @@ def run(quick: bool = False) -> dict[str, Any]:
             def med(name: str, f: Any, runs: dict[str, list[dict[str, Any]]] = runs) -> float:
                 return round(median([f(x) for x in runs[name]]), 2)
 
+            def side(name: str, runs: dict[str, list[dict[str, Any]]] = runs) -> dict[str, Any]:
+                return {
+                    "events_per_s": med(name, lambda x: x["rps"]),
+                    "p50_ms": med(name, lambda x: x["latency"]["p50_ms"]),
+                    "p99_ms": med(name, lambda x: x["latency"]["p99_ms"]),
+                    "errors": sum(x["errors"] for x in runs[name]),
+                    "generator_cpu_share_of_one_core": med(name, lambda x: x["generator_cpu_share_of_one_core"]),
+                    "server_cpu_cores": med(name, lambda x: x["server_cpu_cores"]),
+                }
+
             levels[str(conc)] = {
-                "app": {
-                    "events_per_s": med("app", lambda x: x["rps"]),
-                    "p50_ms": med("app", lambda x: x["latency"]["p50_ms"]),
-                    "p99_ms": med("app", lambda x: x["latency"]["p99_ms"]),
-                    "errors": sum(x["errors"] for x in runs["app"]),
-                    "generator_cpu_share_of_one_core": med("app", lambda x: x["generator_cpu_share_of_one_core"]),
-                    "server_cpu_cores": med("app", lambda x: x["server_cpu_cores"]),
-                },
-                "baseline": {
-                    "events_per_s": med("baseline", lambda x: x["rps"]),
-                    "p50_ms": med("baseline", lambda x: x["latency"]["p50_ms"]),
-                    "p99_ms": med("baseline", lambda x: x["latency"]["p99_ms"]),
-                    "errors": sum(x["errors"] for x in runs["baseline"]),
-                    "generator_cpu_share_of_one_core": med("baseline", lambda x: x["generator_cpu_share_of_one_core"]),
-                    "server_cpu_cores": med("baseline", lambda x: x["server_cpu_cores"]),
-                },
+                "app": side("app"),
+                "baseline": side("baseline"),
                 "rounds": runs,
             }
             lv = levels[str(conc)]

@@ -29,8 +29,8 @@ venv: $(VENV)/.stamp ## .venv/ with the pinned tooling
 
 # The last two lines: the example inventory users copy first stays loadable (vars files included) by every playbook.
 lint: venv ## ruff, yamllint, ansible-lint, the generated docs, playbook syntax
-	ruff check app tests scripts bench
-	ruff format --check app tests scripts bench
+	ruff check app tests scripts bench roles
+	ruff format --check app tests scripts bench roles
 	yamllint -s .
 	ansible-lint
 	python scripts/docs.py --check

@@ -7,6 +7,7 @@ or absent portal never slows the webhook. Failed calls are retried with back-off
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -56,8 +57,13 @@ class HandoffWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     def start(self) -> None:
+        """Run the worker thread in this process. Idempotent; after a fork (gunicorn's workers) the parent's
+        thread does not exist in the child, so the child starts its own."""
+        if self._pid != os.getpid():
+            self._pid, self._thread = os.getpid(), None
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="handoff", daemon=True)
             self._thread.start()

@@ -10,8 +10,8 @@ from .. import __version__, logs
 from ..config import LOG_LEVELS
 from ..jobs.ingest import RECORDING_KEY
 from ..store import reads, writes
-from .api import require_token
-from .app import LOG_LEVEL_KEY, services
+from .auth import require_token
+from .state import LOG_LEVEL_KEY, services
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 bp.before_request(require_token)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -11,7 +10,8 @@ from flask import Blueprint, Response, abort, jsonify, request, stream_with_cont
 
 from ..jobs import export
 from ..store import archive, reads
-from .app import services
+from .auth import require_token
+from .state import services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_LIMIT = 500
@@ -22,15 +22,7 @@ class BadRequest(ValueError):
     pass
 
 
-@bp.before_request
-def require_token() -> Any:
-    expected = services().ctx.settings.api_token
-    if not expected:
-        return jsonify(error="the API is disabled: B24BOT_API_TOKEN is not set"), 503
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
-        return jsonify(error="missing or wrong bearer token"), 401
-    return None
+bp.before_request(require_token)
 
 
 @bp.errorhandler(BadRequest)

@@ -1,56 +1,22 @@
-"""The Flask application: wiring only. Routes live in events.py, status.py, api.py and admin.py."""
+"""The Flask application: wiring only. Routes live in events.py, status.py, api.py and admin.py; the state they
+share in state.py."""
 
 from __future__ import annotations
 
 import logging
-import os
-import time
 from typing import Any
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, jsonify
 
 from .. import config, logs, metrics
 from ..jobs import sync
 from ..jobs.context import Context
 from ..jobs.handoff import HandoffWorker
-from ..store import StorageError, reads
-
-LOG_LEVEL_KEY = "log_level"
-LOG_LEVEL_POLL_S = 5.0
+from ..store import StorageError
+from . import admin, api, events, status
+from .state import EXTENSION, Services
 
 log = logging.getLogger(__name__)
-
-
-class Services:
-    def __init__(self, ctx: Context, worker: HandoffWorker) -> None:
-        self.ctx = ctx
-        self.worker = worker
-        self.pid = os.getpid()
-        self._level_checked = 0.0
-
-    def follow_log_level(self) -> None:
-        """POST /api/admin/loglevel reaches one worker; the others pick the level up from the database."""
-        now = time.monotonic()
-        if now - self._level_checked < LOG_LEVEL_POLL_S:
-            return
-        self._level_checked = now
-        try:
-            level = reads.get_setting(self.ctx.db.read(), LOG_LEVEL_KEY, "")
-        except Exception:  # the database being down is reported by /healthz, not here
-            return
-        if level and logging.getLogger().getEffectiveLevel() != logging.getLevelName(level):
-            logs.set_level(level)
-
-    def ensure_worker(self) -> None:
-        # A fork (gunicorn) leaves the thread behind in the parent: start one in this process.
-        if self.pid != os.getpid():
-            self.pid = os.getpid()
-            self.worker._thread = None
-        self.worker.start()
-
-
-def services() -> Services:
-    return current_app.extensions["b24bot"]
 
 
 def create_app(settings: config.Settings | None = None, start_worker: bool = True) -> Flask:
@@ -71,9 +37,7 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
     svc = Services(ctx, worker)
-    app.extensions["b24bot"] = svc
-
-    from . import admin, api, events, status
+    app.extensions[EXTENSION] = svc
 
     app.register_blueprint(status.bp)
     app.register_blueprint(events.bp)
@@ -94,5 +58,5 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
         svc.follow_log_level()
 
     if start_worker:
-        svc.ensure_worker()
+        worker.start()
     return app

@@ -11,7 +11,7 @@ from .. import metrics
 from ..bitrix import events as ev
 from ..bitrix.errors import BitrixError
 from ..jobs import ingest, install
-from .app import services
+from .state import services
 
 log = logging.getLogger(__name__)
 bp = Blueprint("events", __name__)
@@ -59,7 +59,7 @@ def handle() -> Any:
         if event.name == ev.JOIN:
             outcome, chat_id = ingest.record_join(ctx, event)
             if chat_id is not None:
-                svc.ensure_worker()
+                svc.worker.start()  # a no-op unless this process has none running (after gunicorn's fork)
                 svc.worker.kick()
         elif event.name in (ev.MESSAGE_ADD, ev.MESSAGE_UPDATE, ev.MESSAGE_DELETE):
             bot_id = installed.get("bot_id")

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from .. import metrics
 from ..bitrix.tokens import installation
 from ..store import queue as q
-from .app import services
+from .state import services
 
 bp = Blueprint("status", __name__)
 

@@ -17,6 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 WORK = BENCH / "work"  # scratch (gitignored): data dirs, generated databases, inventories
+# Message texts of every generated load: what clients write (the ingest bodies), then an operator's reply
+# (gen_db.py cycles through all of them).
+CLIENT_TEXTS = (
+    "Hello! I ordered a phone last week and it still has not arrived, order 48213",
+    "Добрый день, подскажите, пожалуйста, где мой заказ?",
+    "Can I change the delivery address?",
+    "ok",
+    "Thank you 🙂",
+    "I would like to return the item, the size does not fit. What do I need to do?",
+)
+TEXTS = (*CLIENT_TEXTS, "Your order has been handed to the courier, tracking number RB123456789RU.")
 
 for extra in (ROOT / "tests", ROOT / "tests" / "sim", ROOT / "app" / "src"):
     if str(extra) not in sys.path:

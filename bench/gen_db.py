@@ -17,19 +17,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import common  # noqa: F401  (puts app/src on sys.path)
+from common import TEXTS  # also puts app/src on sys.path
 
 from b24bot.store import Database
 
-TEXTS = (
-    "Hello! I ordered a phone last week and it still has not arrived, order 48213",
-    "Добрый день, подскажите, пожалуйста, где мой заказ?",
-    "Can I change the delivery address?",
-    "ok",
-    "Thank you 🙂",
-    "I would like to return the item, the size does not fit. What do I need to do?",
-    "Your order has been handed to the courier, tracking number RB123456789RU.",
-)
 START = datetime(2026, 9, 1, tzinfo=timezone.utc)
 
 
@@ -102,8 +93,8 @@ def generate(path: Path, n_messages: int, n_dialogs: int, seed: int = 42) -> dic
             at = iso(START + timedelta(seconds=first_seen[idx] + counts[idx] * 37))
             last[idx] = max(last[idx], at)
             role = "client" if mid % 3 else "operator"
-            chat = chats[idx]
-            yield (mid, chat, chat + 1_000_000, 50_000 + chat if role == "client" else 7, role, TEXTS[mid % 7], at)
+            chat, text = chats[idx], TEXTS[mid % len(TEXTS)]
+            yield (mid, chat, chat + 1_000_000, 50_000 + chat if role == "client" else 7, role, text, at)
 
     conn.executemany(
         "INSERT INTO messages (message_id, chat_id, session_id, author_id, author_role, text, original_text,"

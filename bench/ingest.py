@@ -16,6 +16,7 @@ from typing import Any
 
 from common import (
     BENCH,
+    CLIENT_TEXTS,
     ROOT,
     conftest,
     forms,
@@ -32,14 +33,6 @@ from loadgen import CpuMeter, closed_loop, post_form
 LEVELS = (1, 8, 32, 128)
 CHATS = 300  # "a few hundred distinct chats"
 PLACEHOLDER = "987654321987"
-TEXTS = (
-    "Hello! I ordered a phone last week and it still has not arrived, order 48213",
-    "Добрый день, подскажите, пожалуйста, где мой заказ?",
-    "Can I change the delivery address?",
-    "ok",
-    "Thank you 🙂",
-    "I would like to return the item, the size does not fit. What do I need to do?",
-)
 
 
 class Bodies:
@@ -58,7 +51,7 @@ class Bodies:
                     app.bot_id,
                     chat,
                     int(PLACEHOLDER),
-                    rnd.choice(TEXTS),
+                    rnd.choice(CLIENT_TEXTS),
                     9000 + n,
                     "Guest",
                     True,

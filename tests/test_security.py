@@ -289,6 +289,18 @@ def test_an_export_failing_midway_is_a_broken_download(installed: App, fmt: str)
     assert "export aborted" in log_text(installed)
 
 
+def test_cli_export_failing_midway_leaves_no_file(installed: App) -> None:
+    _fill(installed, 1500, bad_at=1400)
+    out = installed.data_dir / "export.csv"
+    run = subprocess.run(
+        [sys.executable, "-m", "b24bot", "export", "--format", "csv", "--out", str(out)],
+        env=installed.env,
+        capture_output=True,
+    )
+    assert run.returncode != 0
+    assert not out.exists() and not (installed.data_dir / "export.csv.part").exists()
+
+
 def test_export_filter_out_of_range_is_400_before_any_byte(installed: App) -> None:
     resp = installed.api("export", params={"format": "csv", "chat_id": "99999999999999999999"})
     assert resp.status_code == 400 and "chat_id" in resp.json()["error"]
@@ -382,6 +394,7 @@ def test_out_of_range_event_ids_are_refused_explicitly_and_counted(app: App, por
     assert totals(app) == before  # nothing half-written
     metrics = app.http.get(app.url + "metrics").text
     assert 'b24bot_events_total{event="ONIMBOTMESSAGEADD",outcome="refused"} 4.0' in metrics
+    assert 'b24bot_events_total{event="unparsed",outcome="out_of_range"} 1.0' in metrics  # the ts, before auth
     assert "ONIMBOTMESSAGEADD refused: CHAT_ID is out of range" in log_text(app)
     # A session start time beyond the calendar is only informative: the message is kept without it.
     ok = _message(app, 47, 4706, CHAT_ENTITY_DATA_1=f"Y|LEAD|1|N|N|300|{huge}|0|0|0")

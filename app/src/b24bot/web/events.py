@@ -49,6 +49,7 @@ def handle() -> Any:
         event = ev.parse(request.form.items(multi=True))
     except ev.BadEvent as exc:  # everything quoted from the request is clipped and escaped (clip)
         log.info("rejected body: %s", exc)
+        metrics.event("unparsed", "out_of_range" if isinstance(exc, ev.OutOfRange) else "rejected")
         return _error(400, str(exc))
     ctx = svc.ctx
 

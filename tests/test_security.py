@@ -148,11 +148,10 @@ def test_the_first_portal_is_pinned_until_reset_install(installed: App, portal: 
     assert installed.post(forms.uninstall(first)).status_code == 200  # auth.json is gone now
     assert installed.auth_json() is None
     assert installed.install().status_code == 200  # the same portal may come back
-    installed.post(forms.uninstall(first))
     portal.post("reset")  # another portal (new member_id), with a genuine install
     resp = installed.install()
     assert resp.status_code == 403 and "b24bot reset-install" in resp.json()["error"]
-    assert installed.auth_json() is None
+    assert installed.auth_json()["member_id"] == first.member_id
     assert portal.get("state")["refreshes"] == 0  # refused before its tokens were even spent
     run = subprocess.run(
         [sys.executable, "-m", "b24bot", "reset-install"], env=installed.env, capture_output=True, text=True
@@ -160,6 +159,23 @@ def test_the_first_portal_is_pinned_until_reset_install(installed: App, portal: 
     assert run.returncode == 0 and json.loads(run.stdout)["unpinned_member_id"] == first.member_id
     assert installed.install().status_code == 200
     assert installed.auth_json()["member_id"] == portal.get("install")["member_id"] != first.member_id
+
+
+def test_the_pin_survives_an_uninstall(installed: App, portal: PortalSim) -> None:
+    assert installed.post(forms.uninstall(installed.portal_ids)).status_code == 200
+    assert installed.auth_json() is None
+    portal.post("reset")
+    resp = installed.install()
+    assert resp.status_code == 403 and "reset-install" in resp.json()["error"]
+    assert installed.auth_json() is None
+
+
+def test_an_instance_installed_before_pinning_is_pinned_to_its_portal(installed: App, portal: PortalSim) -> None:
+    with installed.db() as conn:  # as an older version left it: auth.json, no pin
+        conn.execute("DELETE FROM settings WHERE key LIKE 'portal_%'")
+    portal.post("reset")
+    resp = installed.install()
+    assert resp.status_code == 403 and "reset-install" in resp.json()["error"]
 
 
 def test_reinstall_from_the_same_portal_keeps_working(installed: App, portal: PortalSim) -> None:

@@ -33,20 +33,31 @@ def _now_iso() -> str:
 
 PIN_MEMBER_KEY = "portal_member_id"  # settings rows: they outlive auth.json, which ONAPPUNINSTALL deletes
 PIN_ENDPOINT_KEY = "portal_client_endpoint"
+_NEVER_PINNED = "\x00"  # no row at all, as opposed to '' written by reset-install
 PINNED = "this app is pinned to another Bitrix24 portal; an admin must run `b24bot reset-install` on the host first"
 
 
 def pinned(ctx: Context) -> tuple[str, str]:
     """(member_id, client_endpoint) of the portal the first verified install came from; ('', '') when none."""
     conn = ctx.db.read()
-    return reads.get_setting(conn, PIN_MEMBER_KEY), reads.get_setting(conn, PIN_ENDPOINT_KEY)
+    return _pinned_member(ctx, conn), reads.get_setting(conn, PIN_ENDPOINT_KEY)
+
+
+def _pinned_member(ctx: Context, conn: Any) -> str:
+    """The pin ('' after a reset); on an instance installed before pinning existed, the portal in its auth.json."""
+    member = reads.get_setting(conn, PIN_MEMBER_KEY, _NEVER_PINNED)
+    if member == _NEVER_PINNED:
+        installed = ctx.tokens.load()
+        member = str(installed.get("member_id") or "") if installed else ""
+    return member
 
 
 def reset_pin(ctx: Context) -> tuple[str, str]:
     """Forget the pinned portal (CLI `b24bot reset-install`): the next verified install pins again."""
     with ctx.db.write() as conn:
-        old = reads.get_setting(conn, PIN_MEMBER_KEY), reads.get_setting(conn, PIN_ENDPOINT_KEY)
-        conn.execute("DELETE FROM settings WHERE key IN (?, ?)", (PIN_MEMBER_KEY, PIN_ENDPOINT_KEY))
+        old = _pinned_member(ctx, conn), reads.get_setting(conn, PIN_ENDPOINT_KEY)
+        writes.set_setting(conn, PIN_MEMBER_KEY, "")  # unpinned on purpose: auth.json no longer counts as a pin
+        writes.set_setting(conn, PIN_ENDPOINT_KEY, "")
         writes.log_portal(conn, _now_iso(), "reset-install", old[0], portal_host(old[1]) if old[1] else "", "unpinned")
     return old
 
@@ -151,7 +162,7 @@ def install(ctx: Context, event: Event) -> dict[str, Any]:
         "installed_at": now,
     }
     with ctx.db.write() as conn:  # check-and-pin in one transaction: two racing installs cannot both pin
-        member = reads.get_setting(conn, PIN_MEMBER_KEY)
+        member = _pinned_member(ctx, conn)
         if member and member != a.member_id:
             raise InstallRefused(PINNED)
         writes.set_setting(conn, PIN_MEMBER_KEY, a.member_id)

@@ -44,7 +44,7 @@ def raw_call(
             # body, so it is re-posted, but only on the same host: the body carries the token.
             target = urljoin(url, resp.headers["Location"])
             if not same_origin(target, url):
-                raise BitrixError(
+                raise AuthFailed(  # kept and retried after the Reinstall that records the new address
                     "REDIRECT_REFUSED",
                     f"{method}: the portal redirects to another host; reinstall the app from the portal's new address",
                     resp.status_code,

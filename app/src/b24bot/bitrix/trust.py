@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .errors import BitrixError
+from .errors import AuthFailed
 
 DEFAULT_OAUTH_TOKEN_URL = "https://oauth.bitrix.info/oauth/token/"  # noqa: S105 - a URL, not a secret
 # The English docs name the first, the Russian docs and the official SDK (since 2026) the second.
@@ -51,17 +51,18 @@ def origin(url: str) -> str:
 
 
 def portal_endpoint(url: str, allow_http: bool) -> str:
-    """A portal's REST endpoint as we store it (`https://host/rest/`), or BitrixError UNTRUSTED_ENDPOINT."""
+    """A portal's REST endpoint as we store it (`https://host/rest/`), else AuthFailed UNTRUSTED_ENDPOINT (a
+    hand-off keeps waiting: a Reinstall stores a usable endpoint)."""
     try:
         parts = urlsplit(url or "")
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as exc:
-        raise BitrixError("UNTRUSTED_ENDPOINT", "the portal endpoint is not a URL") from exc
+        raise AuthFailed("UNTRUSTED_ENDPOINT", "the portal endpoint is not a URL") from exc
     schemes = ("https", "http") if allow_http else ("https",)
     if parts.scheme.lower() not in schemes or not parts.hostname:
-        raise BitrixError("UNTRUSTED_ENDPOINT", f"the portal endpoint must be an {'/'.join(schemes)} URL")
+        raise AuthFailed("UNTRUSTED_ENDPOINT", f"the portal endpoint must be an {'/'.join(schemes)} URL")
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise BitrixError("UNTRUSTED_ENDPOINT", "the portal endpoint carries credentials, a query or a fragment")
+        raise AuthFailed("UNTRUSTED_ENDPOINT", "the portal endpoint carries credentials, a query or a fragment")
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
 

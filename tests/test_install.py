@@ -1,4 +1,4 @@
-"""ONAPPINSTALL: accepted only from the configured portal with a token that proves itself; saved atomically."""
+"""ONAPPINSTALL: proved at Bitrix24's OAuth server, accepted only from the pinned portal; saved atomically."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def test_install_saves_tokens_registers_bot_and_binds_uninstall(app: App, portal
     assert resp.status_code == 200, resp.text
     auth = app.auth_json()
     assert auth is not None
-    expected = portal.get("install")
+    expected = portal.get("install")  # the portal's tokens now: the pair the install's refresh token was swapped for
     for key in (
         "access_token",
         "refresh_token",
@@ -63,7 +63,7 @@ def test_lines_all_makes_the_bot_every_lines_welcome_bot(app: App, portal: Porta
     [
         ({"domain": "evil.example.com", "client_endpoint": "http://evil.example.com/rest/"}, "B24BOT_PORTAL_DOMAIN"),
         ({"client_endpoint": "http://evil.example.com/rest/"}, "client_endpoint"),
-        ({"access_token": "not-a-portal-token"}, "did not prove itself"),
+        ({"refresh_token": "not-a-portal-token"}, "did not accept the install's token (invalid_grant)"),
     ],
 )
 def test_refused_installs_save_nothing(app: App, portal: PortalSim, override: dict[str, str], reason: str) -> None:
@@ -79,7 +79,7 @@ def test_install_for_another_application_is_refused(app: App, portal: PortalSim)
     app.env_extra = {"B24BOT_CLIENT_ID": "local.someone.else"}
     app.restart()
     resp = app.install()
-    assert resp.status_code == 403 and "another application" in resp.json()["error"]
+    assert resp.status_code == 403 and "(invalid_client)" in resp.json()["error"]
     assert app.auth_json() is None
 
 

@@ -102,10 +102,23 @@ def test_redact_masks_every_token_at_any_depth() -> None:
     assert "secret" not in text and "hello" in text
 
 
-def test_oauth_url_follows_server_endpoint() -> None:
+def test_oauth_url_follows_server_endpoint_only_to_bitrix24_hosts() -> None:
+    default = "https://oauth.bitrix.info/oauth/token/"
     assert oauth_token_url("https://oauth.bitrix24.tech/rest/") == "https://oauth.bitrix24.tech/oauth/token/"
-    assert oauth_token_url("") == "https://oauth.bitrix.info/oauth/token/"
+    assert oauth_token_url("https://OAUTH.bitrix.info/rest/") == default
+    assert oauth_token_url("") == default
     assert oauth_token_url("https://x/rest/", "http://127.0.0.1:1/oauth/token/") == "http://127.0.0.1:1/oauth/token/"
+    # Any other host a request names could be an attacker's collecting our client secret: never followed.
+    for forged in (
+        "http://127.0.0.1:9/rest/",
+        "https://evil.example/rest/",
+        "http://oauth.bitrix.info/rest/",
+        "https://oauth.bitrix.info:8443/rest/",
+        "https://oauth.bitrix.info.evil.example/rest/",
+        "https://user@oauth.bitrix24.tech/rest/",
+        "https://oauth.bitrix.info:bad/rest/",
+    ):
+        assert oauth_token_url(forged) == default, forged
 
 
 def test_config_reports_problems_instead_of_failing() -> None:

@@ -8,7 +8,7 @@ leaky bucket (2 req/s, burst 50) when enabled.
 Control endpoints (JSON) under /_sim/: GET calls, GET state, GET install (auth block for an ONAPPINSTALL),
 POST history (portal-side messages of a session), POST reinstall,
 POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}),
-POST expire, POST reset,
+POST expire, POST reset (another portal: new member_id and tokens),
 POST rate_limit ({"rate": 2, "burst": 50} or {}), POST down ({"seconds": S}).
 Fault kinds: 5xx, hang, expired_token, query_limit, wrong_chat, down.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -55,6 +56,9 @@ class State:
         self.domain, self.base_url = domain, base_url
         self.path = path
         self.reset()
+        # The same portal after a restart even without --state (Molecule restarts it between its seed and its
+        # load): the app pins an installed portal's member_id. POST /_sim/reset still makes another portal.
+        self.member_id = hashlib.sha256(f"{domain}|{client_id}".encode()).hexdigest()[:32]
         if path and os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
                 saved = json.load(fh)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from typing import Any
@@ -62,6 +63,10 @@ def parser() -> argparse.ArgumentParser:
     er.add_argument("--client", required=True, help="user code connector|line|chat|user, or connector user id")
     er.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     sub.add_parser("retention", help="delete messages older than B24BOT_RETENTION_DAYS / _LINES")
+    sub.add_parser(
+        "reset-install",
+        help="forget the portal this instance is pinned to, so that an install from another portal is accepted",
+    )
     bk = sub.add_parser("backup", help="consistent online copy of dialogs.db (and auth.json) into a directory")
     bk.add_argument("dest", help="directory to create the copies in")
     return p
@@ -103,13 +108,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "export":
         f = archive.ExportFilter(args.start, args.end, args.line_id, args.operator_id, args.chat_id)
-        out = open(args.out, "w", encoding="utf-8", newline="") if args.out else sys.stdout  # noqa: SIM115
+        if not args.out:
+            sys.stdout.writelines(export.stream(ctx, args.format, f))
+            return 0
+        # Into a temporary file renamed at the end: a failed export never leaves a short file that looks whole.
+        tmp = f"{args.out}.part"
         try:
-            for chunk in export.stream(ctx, args.format, f):
-                out.write(chunk)
+            with open(tmp, "w", encoding="utf-8", newline="") as out:
+                out.writelines(export.stream(ctx, args.format, f))
+            os.replace(tmp, args.out)
         finally:
-            if args.out:
-                out.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return 0
+    if args.command == "reset-install":
+        from .jobs import install
+
+        member, endpoint = install.reset_pin(ctx)
+        print(json.dumps({"unpinned_member_id": member or None, "unpinned_client_endpoint": endpoint or None}))
         return 0
     if args.command == "erase":
         chats = archive.client_chats(ctx.db.read(), args.client)

@@ -17,6 +17,22 @@ _TOKEN_RE = re.compile(
     r"(?i)((?:access_token|refresh_token|application_token|client_secret|auth)[\"']?\s*[=:]\s*[\"']?)[^&\s\"',]+"
 )
 
+# Control characters (newlines above all) would let a request forge log lines; they are shown escaped.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_MESSAGE = 2000  # characters of one log line's message; what a request sent is cut far shorter by clip()
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def clip(value: object, limit: int = 200) -> str:
+    """Something a request sent, fit for a log line or an error body: at most `limit` characters, one line."""
+    text = str(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}...[{len(text) - limit} more chars]"
+    return _CONTROL_RE.sub(_escape, text)
+
 
 class RedactFilter(logging.Filter):
     def __init__(self, secrets: list[str]) -> None:
@@ -28,6 +44,8 @@ class RedactFilter(logging.Filter):
         clean = _TOKEN_RE.sub(r"\1***", msg)
         for secret in self.secrets:
             clean = clean.replace(secret, "***")
+        if len(clean) > MAX_MESSAGE or _CONTROL_RE.search(clean):  # a last line of defence: one bounded line
+            clean = clip(clean, MAX_MESSAGE)
         if clean != msg:
             record.msg, record.args = clean, None
         return True

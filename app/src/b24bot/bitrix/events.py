@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ..logs import clip
+
 INSTALL = "ONAPPINSTALL"
 UNINSTALL = "ONAPPUNINSTALL"
 JOIN = "ONIMBOTJOINCHAT"
@@ -18,6 +20,10 @@ BOT_DELETE = "ONIMBOTDELETE"
 KNOWN = frozenset({INSTALL, UNINSTALL, JOIN, MESSAGE_ADD, MESSAGE_UPDATE, MESSAGE_DELETE, BOT_DELETE})
 
 _KEY_RE = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")  # Bitrix24 event names: ONIMBOTMESSAGEADD and the like
+MAX_DEPTH = 16  # Bitrix24 events nest 5 levels deep (data[PARAMS][FILES][id][name]); 500 levels is an attack
+INT64_MAX = 2**63 - 1  # what SQLite stores as an integer
+MAX_TS = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can show
 # Secrets that arrive inside events; stripped before anything is stored or logged.
 SECRET_KEYS = frozenset({"access_token", "refresh_token", "application_token", "client_secret"})
 
@@ -26,22 +32,28 @@ class BadEvent(ValueError):
     """The body is not a Bitrix24 event call (HTTP 400)."""
 
 
+class OutOfRange(BadEvent):
+    """An id or a time beyond what can be stored: refused explicitly (HTTP 400) and counted, never a 500."""
+
+
 def unflatten(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """`a[b][c]=v` -> {"a": {"b": {"c": "v"}}}. Numeric keys stay dict keys: in Bitrix24 they are ids."""
     root: dict[str, Any] = {}
     for key, value in pairs:
         m = _KEY_RE.match(key)
         if not m:
-            raise BadEvent(f"unparsable form key {key!r}")
+            raise BadEvent(f"unparsable form key {clip(repr(key), 100)}")
         parts = [m.group(1), *re.findall(r"\[([^\[\]]*)\]", m.group(2))]
+        if len(parts) > MAX_DEPTH:
+            raise BadEvent(f"form key nests deeper than {MAX_DEPTH} levels")
         node = root
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise BadEvent(f"form key {key!r} conflicts with a scalar")
+                raise BadEvent(f"form key {clip(repr(key), 100)} conflicts with a scalar")
             node = child
         if isinstance(node.get(parts[-1]), dict):
-            raise BadEvent(f"form key {key!r} conflicts with a nested key")
+            raise BadEvent(f"form key {clip(repr(key), 100)} conflicts with a nested key")
         node[parts[-1]] = value
     return root
 
@@ -92,13 +104,26 @@ class Event:
         return when.isoformat(timespec="seconds")
 
 
-def int_or_none(raw: Any) -> int | None:
+def int_or_none(raw: Any, what: str = "a number") -> int | None:
+    """An integer field; None when absent or not a number, OutOfRange when SQLite could not store it."""
     if raw in (None, ""):
         return None
     try:
-        return int(str(raw))
+        value = int(str(raw))
     except ValueError:
         return None
+    if not -INT64_MAX <= value <= INT64_MAX:
+        raise OutOfRange(f"{what} is out of range")
+    return value
+
+
+def _lenient(raw: Any, hi: int = INT64_MAX) -> int | None:
+    """For fields we can do without: out of range reads as absent."""
+    try:
+        value = int_or_none(raw)
+    except OutOfRange:
+        return None
+    return value if value is None or 0 <= value <= hi else None
 
 
 def parse(pairs: Iterable[tuple[str, str]]) -> Event:
@@ -107,6 +132,9 @@ def parse(pairs: Iterable[tuple[str, str]]) -> Event:
     name = body.get("event")
     if not isinstance(name, str) or not name.strip():
         raise BadEvent("missing 'event': not a Bitrix24 event call")
+    name = name.strip().upper()
+    if not _NAME_RE.match(name):
+        raise BadEvent(f"'event' {clip(repr(name), 80)} is not a Bitrix24 event name")
     auth = body.get("auth")
     if not isinstance(auth, dict):
         raise BadEvent("missing 'auth' block")
@@ -116,9 +144,12 @@ def parse(pairs: Iterable[tuple[str, str]]) -> Event:
     get = lambda k: str(auth.get(k, "") or "")  # noqa: E731
     if not get("application_token") or not get("member_id"):
         raise BadEvent("auth[application_token] and auth[member_id] are required")
+    ts = int_or_none(body.get("ts"), "ts")
+    if ts is not None and not 0 <= ts <= MAX_TS:
+        raise OutOfRange("ts is out of range")
     return Event(
-        name=name.strip().upper(),
-        ts=int_or_none(body.get("ts")),
+        name=name,
+        ts=ts,
         auth=EventAuth(
             domain=get("domain").lower(),
             member_id=get("member_id"),
@@ -127,8 +158,8 @@ def parse(pairs: Iterable[tuple[str, str]]) -> Event:
             server_endpoint=get("server_endpoint"),
             access_token=get("access_token"),
             refresh_token=get("refresh_token"),
-            expires=int_or_none(auth.get("expires")),
-            expires_in=int_or_none(auth.get("expires_in")),
+            expires=_lenient(auth.get("expires")),
+            expires_in=_lenient(auth.get("expires_in")),
             scope=get("scope"),
             user_id=get("user_id"),
         ),
@@ -152,7 +183,7 @@ class LinesChat:
     def parse(cls, entity_id: str) -> LinesChat:
         parts = entity_id.split("|")
         if len(parts) < 4 or not parts[0]:
-            raise BadEvent(f"CHAT_ENTITY_ID {entity_id!r} is not connector|line|chat|user")
+            raise BadEvent(f"CHAT_ENTITY_ID {clip(repr(entity_id), 100)} is not connector|line|chat|user")
         return cls(parts[0], parts[1], parts[2], "|".join(parts[3:]))
 
 
@@ -169,8 +200,8 @@ class SessionData:
     def parse(cls, raw: str) -> SessionData:
         parts = (raw or "").split("|")
         pick = lambda i: parts[i] if len(parts) > i else ""  # noqa: E731
-        sid = int_or_none(pick(5))
-        return cls(sid if sid else None, int_or_none(pick(6)), pick(1), pick(2))
+        sid = _lenient(pick(5))
+        return cls(sid if sid else None, _lenient(pick(6), MAX_TS), pick(1), pick(2))
 
 
 def is_lines(params: dict[str, Any]) -> bool:
@@ -180,17 +211,17 @@ def is_lines(params: dict[str, Any]) -> bool:
 def chat_id_of(params: dict[str, Any]) -> int:
     """CHAT_ID, else TO_CHAT_ID, else DIALOG_ID `chatNNN`."""
     for key in ("CHAT_ID", "TO_CHAT_ID"):
-        cid = int_or_none(params.get(key))
+        cid = int_or_none(params.get(key), key)
         if cid:
             return cid
     dialog = str(params.get("DIALOG_ID", ""))
     if dialog.startswith("chat") and dialog[4:].isdigit():
-        return int(dialog[4:])
+        return int_or_none(dialog[4:], "DIALOG_ID") or 0
     raise BadEvent("event has no CHAT_ID")
 
 
 def message_id_of(params: dict[str, Any]) -> int:
-    mid = int_or_none(params.get("MESSAGE_ID")) or int_or_none(params.get("ID"))
+    mid = int_or_none(params.get("MESSAGE_ID"), "MESSAGE_ID") or int_or_none(params.get("ID"), "ID")
     if not mid:
         raise BadEvent("event has no MESSAGE_ID")
     return mid
@@ -200,7 +231,7 @@ def author_role(params: dict[str, Any], user: dict[str, Any], bot_id: int | None
     """client (connector user), bot, system or operator."""
     if str(params.get("SYSTEM", "N")).upper() == "Y":
         return "system"
-    author = int_or_none(params.get("AUTHOR_ID")) or int_or_none(params.get("FROM_USER_ID")) or 0
+    author = int_or_none(params.get("AUTHOR_ID"), "AUTHOR_ID") or int_or_none(params.get("FROM_USER_ID"), "FROM") or 0
     if author == 0:
         return "system"
     if str(user.get("IS_CONNECTOR", "N")).upper() == "Y":
@@ -216,12 +247,12 @@ def files_of(params: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     if isinstance(raw, dict):
         for item in raw.values():
-            if isinstance(item, dict) and int_or_none(item.get("id")):
+            if isinstance(item, dict) and int_or_none(item.get("id"), "FILES id"):
                 out.append(
                     {
                         "id": int(item["id"]),
                         "name": str(item.get("name", "")),
-                        "size": int_or_none(item.get("size")),
+                        "size": int_or_none(item.get("size"), "FILES size"),
                         "type": str(item.get("type", "")),
                         "url": str(item.get("urlDownload") or item.get("urldownload") or ""),
                     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 import requests
 
@@ -13,6 +13,7 @@ from .. import __version__
 from .errors import RATE_LIMIT_CODES, AuthFailed, BitrixError
 from .ratelimit import LeakyBucket
 from .tokens import TokenStore
+from .trust import portal_endpoint, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +28,28 @@ def raw_call(
     method: str,
     params: dict[str, Any],
     timeout: float,
+    allow_http: bool = False,
 ) -> Any:
-    """One POST to `{client_endpoint}{method}`; returns `result` or raises BitrixError. No retries here."""
-    url = endpoint + method
+    """One POST to `{client_endpoint}{method}`; returns `result` or raises BitrixError. No retries here.
+
+    Only the portal's own scheme+host is ever contacted, and the token goes nowhere else."""
+    url = portal_endpoint(endpoint, allow_http) + method
     body = dict(params)
     body["auth"] = access_token
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
     try:
         resp = session.post(url, json=body, headers=headers, timeout=timeout, allow_redirects=False)
         if resp.status_code in (301, 302, 307, 308) and resp.headers.get("Location"):
-            # A renamed portal answers 302; following it would turn the POST into a GET and drop the body.
-            resp = session.post(
-                resp.headers["Location"], json=body, headers=headers, timeout=timeout, allow_redirects=False
-            )
+            # A portal answers 302 after some moves; following it would turn the POST into a GET and drop the
+            # body, so it is re-posted, but only on the same host: the body carries the token.
+            target = urljoin(url, resp.headers["Location"])
+            if not same_origin(target, url):
+                raise AuthFailed(  # kept and retried after the Reinstall that records the new address
+                    "REDIRECT_REFUSED",
+                    f"{method}: the portal redirects to another host; reinstall the app from the portal's new address",
+                    resp.status_code,
+                )
+            resp = session.post(target, json=body, headers=headers, timeout=timeout, allow_redirects=False)
     except requests.Timeout as exc:
         raise BitrixError("TIMEOUT", f"{method}: no answer within {timeout:g}s") from exc
     except requests.RequestException as exc:
@@ -88,6 +98,7 @@ class RestClient:
                     method,
                     params,
                     self.timeout,
+                    self.tokens.allow_http,
                 )
             except BitrixError as exc:
                 if exc.code == "expired_token" and not refreshed:
@@ -136,3 +147,24 @@ def _flatten(params: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         else:
             out.append((name, str(value)))
     return out
+
+
+def open_download(
+    session: requests.Session, url: str, endpoint: str, access_token: str, timeout: float, allow_http: bool = False
+) -> requests.Response:
+    """GET a portal file (streamed). Only a URL on the portal's own scheme+host gets the token; redirects are not
+    followed (they could lead anywhere, token in hand). The caller reads and closes the answer."""
+    portal = portal_endpoint(endpoint, allow_http)
+    if not same_origin(url, portal):
+        raise BitrixError("FOREIGN_HOST", "the file is not on the portal's host; not fetched")
+    try:
+        resp = session.get(url, params={"auth": access_token}, stream=True, timeout=timeout, allow_redirects=False)
+    except requests.Timeout as exc:
+        raise BitrixError("TIMEOUT", f"file download: no answer within {timeout:g}s") from exc
+    except requests.RequestException as exc:
+        raise BitrixError("NETWORK_ERROR", f"file download: {exc.__class__.__name__}") from exc
+    if resp.status_code != 200:
+        resp.close()
+        code = "REDIRECT_REFUSED" if 300 <= resp.status_code < 400 else "HTTP_ERROR"
+        raise BitrixError(code, f"file download: HTTP {resp.status_code}", resp.status_code)
+    return resp

@@ -18,39 +18,71 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from .errors import AuthFailed, BitrixError, NotInstalled
+from .trust import DEFAULT_OAUTH_TOKEN_URL, allows_http, oauth_token_url, portal_endpoint, same_origin
 
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = 60  # seconds before expiry that count as "expired"
-DEFAULT_OAUTH_TOKEN_URL = "https://oauth.bitrix.info/oauth/token/"  # noqa: S105 - a URL, not a secret
+__all__ = ["DEFAULT_OAUTH_TOKEN_URL", "TokenStore", "exchange", "installation", "oauth_token_url"]
 
 
-def oauth_token_url(server_endpoint: str, override: str = "") -> str:
-    """The token endpoint: the override, else the host of `server_endpoint` (`https://H/rest/` -> `https://H/oauth/token/`)."""
-    if override:
-        return override
-    parts = urlsplit(server_endpoint or "")
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return f"{parts.scheme}://{parts.netloc}/oauth/token/"
-    return DEFAULT_OAUTH_TOKEN_URL
+def exchange(
+    session: requests.Session, url: str, client_id: str, client_secret: str, refresh_token: str, timeout: float
+) -> dict[str, Any]:
+    """One refresh_token grant at the OAuth server: its answer, or AuthFailed (refused) / BitrixError (unreachable)."""
+    params = {
+        "grant_type": "refresh_token",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "refresh_token": refresh_token,
+    }
+    try:
+        resp = session.get(url, params=params, timeout=timeout, allow_redirects=False)
+    except requests.Timeout as exc:
+        raise BitrixError("TIMEOUT", "OAuth server did not answer in time") from exc
+    except requests.RequestException as exc:
+        raise BitrixError("NETWORK_ERROR", f"OAuth server unreachable ({exc.__class__.__name__})") from exc
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    if resp.status_code != 200 or not body.get("access_token") or not body.get("refresh_token"):
+        code = str(body.get("error") or "BAD_RESPONSE")[:64]
+        desc = str(body.get("error_description") or f"HTTP {resp.status_code}")[:200]
+        if code in ("invalid_grant", "invalid_client", "NO_AUTH_FOUND"):
+            raise AuthFailed(code, desc, resp.status_code)
+        raise BitrixError(code, desc, resp.status_code)
+    return body
 
 
 def installation(auth: dict[str, Any] | None) -> dict[str, Any]:
     """What status pages show of auth.json: never a token."""
     expires = auth.get("expires") if auth else None
+    try:
+        expires_at = datetime.fromtimestamp(int(expires), timezone.utc).isoformat(timespec="seconds")
+    except (TypeError, ValueError, OverflowError, OSError):  # none stored, or out of any calendar's range
+        expires_at = None
     return {
         "installed": auth is not None,
         "portal": auth.get("domain") if auth else None,
         "bot_id": auth.get("bot_id") if auth else None,
-        "token_expires_at": (
-            datetime.fromtimestamp(int(expires), timezone.utc).isoformat(timespec="seconds") if expires else None
-        ),
+        "token_expires_at": expires_at,
     }
+
+
+def expiry(body: dict[str, Any], now: int) -> int:
+    """`expires` of an OAuth answer, else now + `expires_in`; kept within a day of now whatever the answer says."""
+    try:
+        when = int(body.get("expires") or now + int(body.get("expires_in") or 3600))
+    except (TypeError, ValueError):
+        when = now + 3600
+    return max(0, min(when, now + 86400))
 
 
 def write_json_atomic(path: Path, data: dict[str, Any], mode: int = 0o600) -> None:
@@ -148,6 +180,32 @@ class TokenStore:
             return self.refresh(stale_access_token=str(data["access_token"]))
         return data
 
+    @property
+    def allow_http(self) -> bool:
+        return allows_http(self.oauth_url)
+
+    def _take(self, data: dict[str, Any], body: dict[str, Any]) -> None:
+        """Keep what a refresh answer brings, as long as it still names our portal."""
+        if body.get("member_id") and data.get("member_id") and str(body["member_id"]) != str(data["member_id"]):
+            raise AuthFailed("MEMBER_MISMATCH", "the OAuth server answered for another portal; reinstall the app")
+        now = int(time.time())
+        # The OAuth answer's `domain` is the OAuth server, not the portal: keep ours. A client_endpoint on another
+        # host (a renamed portal) is not followed: a Reinstall from the renamed portal records it.
+        data["access_token"], data["refresh_token"] = str(body["access_token"]), str(body["refresh_token"])
+        for key in ("server_endpoint", "scope"):
+            if body.get(key):
+                data[key] = str(body[key])
+        try:
+            new_endpoint = portal_endpoint(str(body.get("client_endpoint") or ""), self.allow_http)
+        except BitrixError:
+            new_endpoint = ""
+        if new_endpoint and same_origin(new_endpoint, str(data.get("client_endpoint", ""))):
+            data["client_endpoint"] = new_endpoint
+        elif new_endpoint:
+            log.warning("the OAuth server names another portal host; kept the installed one (reinstall if renamed)")
+        data["expires"] = expiry(body, now)
+        data["refreshed_at"] = now
+
     def refresh(self, stale_access_token: str) -> dict[str, Any]:
         """Exchange the refresh token, unless another worker already replaced `stale_access_token`."""
         with self.lock():
@@ -160,42 +218,12 @@ class TokenStore:
             if not self.client_id or not self.client_secret:
                 raise AuthFailed("NO_CLIENT_CREDENTIALS", "B24BOT_CLIENT_ID/B24BOT_CLIENT_SECRET are not set")
             url = oauth_token_url(str(data.get("server_endpoint", "")), self.oauth_url)
-            params = {
-                "grant_type": "refresh_token",
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-                "refresh_token": data.get("refresh_token", ""),
-            }
             try:
-                resp = self.session.get(url, params=params, timeout=self.timeout, allow_redirects=False)
-            except requests.Timeout as exc:
-                raise BitrixError("TIMEOUT", "OAuth server did not answer in time") from exc
-            except requests.RequestException as exc:
-                raise BitrixError("NETWORK_ERROR", f"OAuth server unreachable ({exc.__class__.__name__})") from exc
-            try:
-                body = resp.json()
-            except ValueError:
-                body = {}
-            if resp.status_code != 200 or "access_token" not in body:
-                code = str(body.get("error") or "BAD_RESPONSE")
-                desc = str(body.get("error_description") or f"HTTP {resp.status_code}")
-                if code in ("invalid_grant", "invalid_client", "NO_AUTH_FOUND"):
-                    raise AuthFailed(code, f"{desc}; reinstall the app in Bitrix24")
-                raise BitrixError(code, desc, resp.status_code)
-            now = int(time.time())
-            # The OAuth answer's `domain` is the OAuth server, not the portal: keep ours, take the rest.
-            for key in (
-                "access_token",
-                "refresh_token",
-                "client_endpoint",
-                "server_endpoint",
-                "scope",
-                "member_id",
-            ):
-                if body.get(key):
-                    data[key] = body[key]
-            data["expires"] = int(body.get("expires") or now + int(body.get("expires_in") or 3600))
-            data["refreshed_at"] = now
+                refresh_token = str(data.get("refresh_token", ""))
+                body = exchange(self.session, url, self.client_id, self.client_secret, refresh_token, self.timeout)
+            except AuthFailed as exc:
+                raise AuthFailed(exc.code, f"{exc.description}; reinstall the app in Bitrix24", exc.status) from exc
+            self._take(data, body)
             write_json_atomic(self.path, data)
             self.refresh_count += 1
             log.info("OAuth tokens refreshed; valid until %s", data["expires"])

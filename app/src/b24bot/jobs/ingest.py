@@ -119,6 +119,7 @@ def record_message(ctx: Context, event: ev.Event, bot_id: int | None) -> str:
         key = f"edit:{message_id}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
     else:
         key = f"delete:{message_id}"
+    files = ev.files_of(params)  # read (and refused when out of range) before the write lock
     received, payload = _now_iso(), _payload(event)
     with ctx.db.write() as conn:
         if reads.get_setting(conn, RECORDING_KEY, "on") == "off":
@@ -151,7 +152,7 @@ def record_message(ctx: Context, event: ev.Event, bot_id: int | None) -> str:
         if author_id and role != "system":
             name = str(user.get("NAME") or "").strip() or None
             writes.upsert_participant(conn, chat_id, author_id, name, role, event.time_iso)
-        for f in ev.files_of(params):
+        for f in files:
             writes.upsert_attachment(
                 conn, f["id"], message_id, chat_id, f["name"], f["size"], f["type"], f["url"], event.time_iso
             )

@@ -6,12 +6,14 @@ import logging
 import time
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..bitrix.errors import BitrixError
-from ..bitrix.events import BadEvent, Event
+from ..bitrix.errors import AuthFailed, BitrixError
+from ..bitrix.events import BadEvent, Event, EventAuth
 from ..bitrix.rest import raw_call
-from ..store import writes
+from ..bitrix.tokens import exchange, expiry
+from ..bitrix.trust import allows_http, oauth_token_url, portal_endpoint, portal_host, same_origin
+from ..logs import clip
+from ..store import reads, writes
 from .context import Context
 
 log = logging.getLogger(__name__)
@@ -29,33 +31,94 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def install(ctx: Context, event: Event) -> dict[str, Any]:
-    a, s = event.auth, ctx.settings
+PIN_MEMBER_KEY = "portal_member_id"  # settings rows: they outlive auth.json, which ONAPPUNINSTALL deletes
+PIN_ENDPOINT_KEY = "portal_client_endpoint"
+_NEVER_PINNED = "\x00"  # no row at all, as opposed to '' written by reset-install
+PINNED = "this app is pinned to another Bitrix24 portal; an admin must run `b24bot reset-install` on the host first"
+
+
+def pinned(ctx: Context) -> tuple[str, str]:
+    """(member_id, client_endpoint) of the portal the first verified install came from; ('', '') when none."""
+    conn = ctx.db.read()
+    return _pinned_member(ctx, conn), reads.get_setting(conn, PIN_ENDPOINT_KEY)
+
+
+def _pinned_member(ctx: Context, conn: Any) -> str:
+    """The pin ('' after a reset); on an instance installed before pinning existed, the portal in its auth.json."""
+    member = reads.get_setting(conn, PIN_MEMBER_KEY, _NEVER_PINNED)
+    if member == _NEVER_PINNED:
+        installed = ctx.tokens.load()
+        member = str(installed.get("member_id") or "") if installed else ""
+    return member
+
+
+def reset_pin(ctx: Context) -> tuple[str, str]:
+    """Forget the pinned portal (CLI `b24bot reset-install`): the next verified install pins again."""
+    with ctx.db.write() as conn:
+        old = _pinned_member(ctx, conn), reads.get_setting(conn, PIN_ENDPOINT_KEY)
+        writes.set_setting(conn, PIN_MEMBER_KEY, "")  # unpinned on purpose: auth.json no longer counts as a pin
+        writes.set_setting(conn, PIN_ENDPOINT_KEY, "")
+        writes.log_portal(conn, _now_iso(), "reset-install", old[0], portal_host(old[1]) if old[1] else "", "unpinned")
+    return old
+
+
+def _precheck(ctx: Context, a: EventAuth) -> None:
+    """Everything that can be refused without contacting anyone."""
+    s = ctx.settings
     missing = [k for k in ("access_token", "refresh_token", "domain", "client_endpoint") if not getattr(a, k)]
     if missing:
         raise BadEvent("ONAPPINSTALL without auth[" + "], auth[".join(missing) + "]")
-    if s.portal_domain and a.domain != s.portal_domain:
-        raise InstallRefused(f"portal {a.domain} is not the configured B24BOT_PORTAL_DOMAIN {s.portal_domain}")
-    endpoint = urlsplit(a.client_endpoint)
-    if endpoint.scheme not in ("http", "https") or endpoint.netloc.lower() != a.domain:
-        raise InstallRefused(f"auth[client_endpoint] host {endpoint.netloc!r} is not the portal {a.domain!r}")
-    endpoint_url = a.client_endpoint if a.client_endpoint.endswith("/") else a.client_endpoint + "/"
-
-    def call(method: str, params: dict[str, Any]) -> Any:
-        return raw_call(ctx.session, endpoint_url, a.access_token, method, params, s.rest_timeout)
-
-    if s.client_id:
-        try:
-            info = call("app.info", {})
-        except BitrixError as exc:
-            raise InstallRefused(f"the install token did not prove itself: app.info failed ({exc.code})") from exc
-        code = str(info.get("CODE", "")) if isinstance(info, dict) else ""
-        if code != s.client_id:
-            raise InstallRefused("the install token belongs to another application (app.info CODE mismatch)")
-    else:
-        log.warning("B24BOT_CLIENT_ID is not set: accepting an install without proving the token")
+    if not s.client_id or not s.client_secret:
+        raise InstallRefused(
+            "B24BOT_CLIENT_ID and B24BOT_CLIENT_SECRET are not set on this host, so the install cannot be proved"
+            " through Bitrix24's OAuth server; set them, restart b24bot and press Reinstall"
+        )
     if not s.handler_url:
         raise InstallFailed("B24BOT_HANDLER_URL is not set, so the bot cannot be registered")
+    if s.portal_domain and a.domain != s.portal_domain:
+        raise InstallRefused(f"portal {clip(a.domain, 100)} is not B24BOT_PORTAL_DOMAIN {s.portal_domain}")
+    if portal_host(a.client_endpoint) != a.domain:
+        raise InstallRefused("auth[client_endpoint] host is not the portal auth[domain]")
+    member, _ = pinned(ctx)
+    if member and member != a.member_id:
+        raise InstallRefused(PINNED)
+
+
+def prove(ctx: Context, a: EventAuth) -> tuple[str, dict[str, Any]]:
+    """Exchange the install's refresh token at Bitrix24's OAuth server (only Bitrix24 can mint one for our client
+    id). Returns the portal endpoint that server names and its answer, whose fresh token pair replaces the spent one."""
+    s = ctx.settings
+    url = oauth_token_url(a.server_endpoint, s.oauth_url)
+    try:
+        body = exchange(ctx.session, url, s.client_id, s.client_secret, a.refresh_token, s.rest_timeout)
+    except AuthFailed as exc:
+        raise InstallRefused(f"Bitrix24's OAuth server did not accept the install's token ({exc.code})") from exc
+    except BitrixError as exc:
+        if exc.status is not None and 400 <= exc.status < 500:
+            raise InstallRefused(f"Bitrix24's OAuth server refused the install's refresh token ({exc.code})") from exc
+        raise InstallFailed(f"Bitrix24's OAuth server could not be asked ({exc.code}); press Reinstall later") from exc
+    if str(body.get("member_id") or "") != a.member_id:
+        raise InstallRefused("the OAuth server's answer is for another portal (member_id differs)")
+    try:
+        endpoint = portal_endpoint(str(body.get("client_endpoint") or ""), allows_http(s.oauth_url))
+    except BitrixError as exc:
+        raise InstallRefused(f"the OAuth server names no usable portal: {exc.description}") from exc
+    if not same_origin(endpoint, a.client_endpoint):
+        raise InstallRefused("auth[client_endpoint] is not the portal the OAuth server names")
+    if s.portal_domain and portal_host(endpoint) != s.portal_domain:
+        raise InstallRefused(f"the OAuth server's portal is not the configured B24BOT_PORTAL_DOMAIN {s.portal_domain}")
+    return endpoint, body
+
+
+def install(ctx: Context, event: Event) -> dict[str, Any]:
+    a, s = event.auth, ctx.settings
+    _precheck(ctx, a)
+    endpoint, proof = prove(ctx, a)
+    access_token = str(proof["access_token"])
+    allow_http = allows_http(s.oauth_url)
+
+    def call(method: str, params: dict[str, Any]) -> Any:
+        return raw_call(ctx.session, endpoint, access_token, method, params, s.rest_timeout, allow_http)
 
     try:
         bot_id = int(
@@ -81,26 +144,32 @@ def install(ctx: Context, event: Event) -> dict[str, Any]:
     lines = configure_lines(call, s.lines, s.line_ids, bot_id, s.welcome_bot_time)
 
     now = int(time.time())
+    domain = portal_host(endpoint)
     record = {
-        "domain": a.domain,
+        "domain": domain,
         "member_id": a.member_id,
         "application_token": a.application_token,
-        "client_endpoint": endpoint_url,
-        "server_endpoint": a.server_endpoint,
-        "access_token": a.access_token,
-        "refresh_token": a.refresh_token,
-        "expires": a.expires or now + (a.expires_in or 3600),
-        "scope": a.scope,
+        "client_endpoint": endpoint,
+        "server_endpoint": str(proof.get("server_endpoint") or a.server_endpoint),
+        "access_token": access_token,
+        "refresh_token": str(proof["refresh_token"]),
+        "expires": expiry(proof, now),
+        "scope": str(proof.get("scope") or a.scope),
         "user_id": a.user_id,
         "bot_id": bot_id,
         "bot_code": s.bot_code,
         "lines": lines,
         "installed_at": now,
     }
+    with ctx.db.write() as conn:  # check-and-pin in one transaction: two racing installs cannot both pin
+        member = _pinned_member(ctx, conn)
+        if member and member != a.member_id:
+            raise InstallRefused(PINNED)
+        writes.set_setting(conn, PIN_MEMBER_KEY, a.member_id)
+        writes.set_setting(conn, PIN_ENDPOINT_KEY, endpoint)
+        writes.log_portal(conn, _now_iso(), "install", a.member_id, domain, f"bot {bot_id}, lines {lines}")
     ctx.tokens.save(record)
-    with ctx.db.write() as conn:
-        writes.log_portal(conn, _now_iso(), "install", a.member_id, a.domain, f"bot {bot_id}, lines {lines}")
-    log.info("installed in %s: bot %s, welcome bot of lines %s", a.domain, bot_id, lines or "none (by hand)")
+    log.info("installed in %s: bot %s, welcome bot of lines %s", domain, bot_id, lines or "none (by hand)")
     return {"bot_id": bot_id, "lines": lines}
 
 

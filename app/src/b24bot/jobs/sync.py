@@ -20,6 +20,7 @@ from pathlib import Path
 from ..bitrix import events as ev
 from ..bitrix import history as hist
 from ..bitrix.errors import BitrixError
+from ..bitrix.rest import open_download
 from ..store import queue, reads, writes
 from .context import Context
 
@@ -168,14 +169,18 @@ def download_attachments(ctx: Context, report: SyncReport, limit: int = 200) -> 
     max_bytes = ctx.settings.file_max_mb * 1024 * 1024
     for a in reads.attachments_to_download(ctx.db.read(), limit):
         try:
-            token = ctx.tokens.current()["access_token"]
-            resp = ctx.session.get(a["url"], params={"auth": token}, stream=True, timeout=ctx.settings.rest_timeout)
-            if resp.status_code != 200:
-                report.errors.append(f"file {a['file_id']}: HTTP {resp.status_code}")
-                continue
+            auth = ctx.tokens.current()
+            resp = open_download(
+                ctx.session,
+                str(a["url"]),
+                str(auth["client_endpoint"]),
+                str(auth["access_token"]),
+                ctx.settings.rest_timeout,
+                ctx.tokens.allow_http,
+            )
             digest, size = hashlib.sha256(), 0
             fd, tmp = tempfile.mkstemp(dir=files_dir, prefix=".part-")
-            with os.fdopen(fd, "wb") as out:
+            with resp, os.fdopen(fd, "wb") as out:
                 for chunk in resp.iter_content(64 * 1024):
                     size += len(chunk)
                     if size > max_bytes:
@@ -186,7 +191,10 @@ def download_attachments(ctx: Context, report: SyncReport, limit: int = 200) -> 
             final = files_dir / sha[:2] / sha
             final.parent.mkdir(mode=0o750, exist_ok=True)
             os.replace(tmp, final)
-        except (BitrixError, OSError, ValueError) as exc:
+        except BitrixError as exc:
+            report.errors.append(f"file {a['file_id']}: {exc.code}")
+            continue
+        except (OSError, ValueError) as exc:
             report.errors.append(f"file {a['file_id']}: {exc.__class__.__name__}")
             for leftover in files_dir.glob(".part-*"):
                 leftover.unlink(missing_ok=True)

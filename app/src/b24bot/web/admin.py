@@ -54,7 +54,8 @@ def enable() -> Any:
 
 @bp.post("/loglevel")
 def loglevel() -> Any:
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}  # `[1]` or `"x"` is valid JSON, not a request
     level = str(body.get("level") or request.values.get("level") or "").upper()
     if level not in LOG_LEVELS:
         return jsonify(error=f"level must be one of {', '.join(LOG_LEVELS)}"), 400

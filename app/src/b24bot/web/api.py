@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request, stream_with_context
 
 from ..jobs import export
+from ..logs import clip
 from ..store import archive, reads
 from .auth import require_token
 from .state import services
 
+log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_LIMIT = 500
+INT64_MAX = 2**63 - 1  # ids beyond this cannot be in SQLite: a 400/404, never an overflow
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -30,7 +35,7 @@ def bad_request(exc: BadRequest) -> Any:
     return jsonify(error=str(exc)), 400
 
 
-def _int_arg(name: str, default: int | None = None, lo: int = 0, hi: int | None = None) -> int | None:
+def _int_arg(name: str, default: int | None = None, lo: int = 0, hi: int = INT64_MAX) -> int | None:
     raw = request.args.get(name)
     if raw in (None, ""):
         return default
@@ -38,22 +43,25 @@ def _int_arg(name: str, default: int | None = None, lo: int = 0, hi: int | None 
         value = int(raw)
     except ValueError as exc:
         raise BadRequest(f"{name} must be an integer") from exc
-    if value < lo or (hi is not None and value > hi):
+    if value < lo or value > hi:
         raise BadRequest(f"{name} must be between {lo} and {hi}")
     return value
 
 
-def _dialog_filter() -> reads.DialogFilter:
-    args = request.args
-    since = args.get("since") or None
-    if since:
-        try:
-            parsed = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise BadRequest("since must be an ISO 8601 time") from exc
+def _utc(name: str, raw: str) -> str:
+    """An ISO 8601 time as UTC text; 400 when unparsable or beyond the calendar once moved to UTC."""
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=timezone.utc)
-        since = parsed.astimezone(timezone.utc).isoformat(timespec="seconds")
+        return parsed.astimezone(timezone.utc).isoformat(timespec="seconds")
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest(f"{name} must be an ISO 8601 time between years 1 and 9999") from exc
+
+
+def _dialog_filter() -> reads.DialogFilter:
+    args = request.args
+    since = _utc("since", args["since"]) if args.get("since") else None
     try:
         tz_hours = float(args.get("tz_offset") or 0)
     except ValueError as exc:
@@ -67,9 +75,12 @@ def _dialog_filter() -> reads.DialogFilter:
         except ValueError as exc:
             raise BadRequest("date must be YYYY-MM-DD") from exc
         local_midnight = datetime(day.year, day.month, day.day, tzinfo=timezone(timedelta(hours=tz_hours)))
-        start = local_midnight.astimezone(timezone.utc)
-        day_start = start.isoformat(timespec="seconds")
-        day_end = (start + timedelta(days=1)).isoformat(timespec="seconds")
+        try:
+            start = local_midnight.astimezone(timezone.utc)
+            day_start = start.isoformat(timespec="seconds")
+            day_end = (start + timedelta(days=1)).isoformat(timespec="seconds")
+        except OverflowError as exc:
+            raise BadRequest("date with tz_offset falls outside the calendar") from exc
     for key in ("start_time", "end_time"):
         if args.get(key) and not _HHMM.match(args[key]):
             raise BadRequest(f"{key} must be HH:MM")
@@ -92,7 +103,7 @@ def dialogs() -> Any:
     return jsonify(items=items, next=str(nxt) if nxt else None)
 
 
-@bp.get("/dialogs/<int:chat_id>")
+@bp.get("/dialogs/<int(max=9223372036854775807):chat_id>")
 def dialog(chat_id: int) -> Any:
     found = reads.get_dialog(services().ctx.db.read(), chat_id)
     if found is None:
@@ -100,7 +111,7 @@ def dialog(chat_id: int) -> Any:
     return jsonify(found)
 
 
-@bp.get("/dialogs/<int:chat_id>/messages")
+@bp.get("/dialogs/<int(max=9223372036854775807):chat_id>/messages")
 def messages(chat_id: int) -> Any:
     conn = services().ctx.db.read()
     if reads.get_dialog(conn, chat_id) is None:
@@ -133,22 +144,26 @@ def search() -> Any:
     return jsonify(items=items, next=str(nxt) if nxt else None)
 
 
+def _abort_on_failure(chunks: Iterator[str]) -> Iterator[str]:
+    """Re-raise after logging: the server then cuts the connection without the last chunk, so the client sees a
+    broken download instead of a short file that looks complete."""
+    sent = 0
+    try:
+        for chunk in chunks:
+            yield chunk
+            sent += 1
+    except Exception as exc:
+        log.error("export aborted after %d chunks: %s: %s", sent, exc.__class__.__name__, clip(exc))
+        raise
+
+
 @bp.get("/export")
 def export_messages() -> Any:
     fmt = request.args.get("format", "jsonl")
     if fmt not in export.FORMATS:
         raise BadRequest("format must be jsonl or csv")
     args = request.args
-    bounds = {}
-    for key in ("from", "to"):
-        if args.get(key):
-            try:
-                parsed = datetime.fromisoformat(args[key].replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise BadRequest(f"{key} must be an ISO 8601 time") from exc
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
-            bounds[key] = parsed.astimezone(timezone.utc).isoformat(timespec="seconds")
+    bounds = {key: _utc(key, args[key]) for key in ("from", "to") if args.get(key)}
     f = archive.ExportFilter(
         start=bounds.get("from"),
         end=bounds.get("to"),
@@ -156,11 +171,11 @@ def export_messages() -> Any:
         operator_id=_int_arg("operator_id", None, 1),
         chat_id=_int_arg("chat_id", None, 1),
     )
-    ctx = services().ctx
+    chunks = export.stream(services().ctx, fmt, f)
     mimetype = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
     name = f"b24bot-export.{fmt}"
     return Response(
-        stream_with_context(export.stream(ctx, fmt, f)),
+        stream_with_context(_abort_on_failure(chunks)),
         mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

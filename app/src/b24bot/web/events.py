@@ -11,6 +11,7 @@ from .. import metrics
 from ..bitrix import events as ev
 from ..bitrix.errors import BitrixError
 from ..jobs import ingest, install
+from ..logs import clip
 from .state import services
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,21 @@ def _error(status: int, message: str) -> Any:
     return jsonify(error=message), status
 
 
+def _install(ctx: Any, event: ev.Event) -> Any:
+    where = clip(event.auth.domain, 100)
+    try:
+        result = install.install(ctx, event)
+    except ev.BadEvent as exc:
+        return _error(400, str(exc))
+    except install.InstallRefused as exc:
+        log.warning("install refused from %s: %s", where, exc)
+        return _error(403, f"install refused: {exc}")
+    except install.InstallFailed as exc:
+        log.error("install from %s failed: %s", where, exc)
+        return _error(502, f"install failed: {exc}")
+    return jsonify(status="ok", **result)
+
+
 @bp.post("/")
 def handle() -> Any:
     svc = services()
@@ -31,23 +47,14 @@ def handle() -> Any:
         return _error(400, "expected a form-encoded Bitrix24 event")
     try:
         event = ev.parse(request.form.items(multi=True))
-    except ev.BadEvent as exc:
+    except ev.BadEvent as exc:  # everything quoted from the request is clipped and escaped (clip)
         log.info("rejected body: %s", exc)
+        metrics.event("unparsed", "out_of_range" if isinstance(exc, ev.OutOfRange) else "rejected")
         return _error(400, str(exc))
     ctx = svc.ctx
 
     if event.name == ev.INSTALL:
-        try:
-            result = install.install(ctx, event)
-        except ev.BadEvent as exc:
-            return _error(400, str(exc))
-        except install.InstallRefused as exc:
-            log.warning("install refused from %s: %s", event.auth.domain, exc)
-            return _error(403, f"install refused: {exc}")
-        except install.InstallFailed as exc:
-            log.error("install from %s failed: %s", event.auth.domain, exc)
-            return _error(502, f"install failed: {exc}")
-        return jsonify(status="ok", **result)
+        return _install(ctx, event)
 
     try:
         installed = ingest.verify(ctx, event)
@@ -74,8 +81,9 @@ def handle() -> Any:
         else:
             log.info("%s ignored: not an event this app handles", event.name)
             return jsonify(OK)
-    except ev.BadEvent as exc:
-        log.info("%s rejected: %s", event.name, exc)
+    except ev.BadEvent as exc:  # from the installed portal, yet unusable: Bitrix24 never resends it, so say so
+        log.warning("%s refused: %s", event.name, exc)
+        metrics.event(event.name, "refused")
         return _error(400, str(exc))
     except BitrixError as exc:  # bookkeeping on auth.json (bot deleted, uninstall) failed
         log.error("%s: %s", event.name, exc)

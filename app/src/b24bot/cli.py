@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
-from . import __version__, config, logs
+from . import __version__, cli_v2, config, logs
 from .bitrix.tokens import TokenStore, installation
 from .store import Database, StorageError, archive, reads
 
@@ -64,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("retention", help="delete messages older than B24BOT_RETENTION_DAYS / _LINES")
     bk = sub.add_parser("backup", help="consistent online copy of dialogs.db (and auth.json) into a directory")
     bk.add_argument("dest", help="directory to create the copies in")
+    cli_v2.add_commands(sub)
     return p
 
 
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if info.get("db_ok") else 1
 
     logs.configure(settings)
+    if args.command in cli_v2.COMMANDS:
+        return cli_v2.run(args, settings)
     from .jobs import export, retention, sync
     from .jobs.context import Context
 

@@ -25,6 +25,7 @@ class Services:
     def __init__(self, ctx: Context, worker: HandoffWorker) -> None:
         self.ctx = ctx
         self.worker = worker
+        self.pump: Any = None  # the Chatbots 2.0 event pump, in fetch mode (jobs/pump.py)
         self.pid = os.getpid()
         self._level_checked = 0.0
 
@@ -46,7 +47,11 @@ class Services:
         if self.pid != os.getpid():
             self.pid = os.getpid()
             self.worker._thread = None
+            if self.pump is not None:
+                self.pump.reset_after_fork()
         self.worker.start()
+        if self.pump is not None:
+            self.pump.start()
 
 
 def services() -> Services:
@@ -72,6 +77,10 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
     svc = Services(ctx, worker)
     app.extensions["b24bot"] = svc
+    if settings.bot_api == "v2" and settings.event_mode == "fetch":
+        from ..jobs.pump import Pump
+
+        svc.pump = Pump(ctx, on_joined=worker.kick)
 
     from . import admin, api, events, status
 

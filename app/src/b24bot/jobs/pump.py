@@ -145,7 +145,10 @@ class Pump:
         """Batches until the portal has no more; the number of events stored."""
         total, more = 0, True
         while more:
-            n, more = self.run_once()
+            try:
+                n, more = self.run_once()
+            except OffsetMoved:
+                continue
             total += n
             if n == 0:
                 break

@@ -31,6 +31,14 @@ def test_register_needs_no_install_and_keeps_the_bot_token_private(v2app: App, p
     line = portal.get("state")["lines"]["1"]
     assert (line["WELCOME_BOT_ID"], line["WELCOME_BOT_ENABLE"], line["WELCOME_BOT_LEFT"]) == (bot["id"], "Y", "close")
     assert v2app.auth_json() is None  # no install event, so no inbound connection was ever needed
+    health = requests.get(v2app.url + "healthz", timeout=5).json()["v2"]
+    assert (health["bot_id"], health["auth"], health["event_mode"], health["lines"]) == (
+        bot["id"],
+        "webhook",
+        "fetch",
+        [1],
+    )
+    assert token not in requests.get(v2app.url + "healthz", timeout=5).text
     assert token not in (v2app.data_dir / "bot.log").read_text()  # the secret is never logged
     again = cli(v2app, "register")  # idempotent on the portal: the same bot, the same token
     assert again.returncode == 0 and json.loads(again.stdout)["bot_id"] == bot["id"]

@@ -24,6 +24,8 @@ def status(settings: config.Settings) -> dict[str, Any]:
     try:
         out.update(reads.stats(Database(settings.db_path).read()))
         out["db_ok"] = True
+        if settings.bot_api == "v2":
+            out["v2"] = cli_v2.status(settings)
     except StorageError as exc:
         out["db_ok"] = False
         out["problems"].append(f"database: {exc}")

@@ -19,6 +19,13 @@ def add_commands(sub: Any) -> None:
     do.add_argument("--json", action="store_true")
 
 
+def status(settings: Any) -> dict[str, Any]:
+    from .jobs import v2bot
+    from .jobs.context import Context
+
+    return v2bot.health(Context.build(settings))
+
+
 def _pump(ctx: Any, once: bool) -> int:
     from .jobs.handoff import HandoffWorker
     from .jobs.pump import Pump

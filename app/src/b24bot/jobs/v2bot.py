@@ -83,6 +83,18 @@ def require(ctx: Context) -> dict[str, Any]:
     return record
 
 
+def health(ctx: Context) -> dict[str, Any]:
+    """What /healthz and `b24bot status` show of the v2 bot: never the botToken."""
+    record = load(ctx) or {}
+    return {
+        "bot_id": record.get("bot_id"),
+        "event_mode": ctx.settings.event_mode,
+        "auth": auth_kind(ctx),
+        "lines": record.get("lines"),
+        "offset": ev.int_or_none(reads.get_setting(ctx.db.read(), OFFSET_KEY, "")),
+    }
+
+
 def portal_auth(ctx: Context) -> ev.EventAuth:
     """Who events come from, for the stored payload: the webhook's host, else the installed portal."""
     if ctx.settings.webhook_url:

@@ -120,6 +120,7 @@ def register(state: Any, p: dict[str, Any], caller: str) -> tuple[int, Any]:
             "eventMode": mode,
             "owner": owner,
             "botToken": token,
+            "webhookUrl": str(f.get("webhookUrl") or ""),
             "name": str(props["name"]),
         }
         v2.bots[bot_id] = bot

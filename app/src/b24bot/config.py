@@ -222,6 +222,11 @@ def v2_settings(env: dict[str, str], data_dir: Path, problems: list[str]) -> dic
         webhook_url = ""
     if webhook_url and not webhook_url.endswith("/"):
         webhook_url += "/"
+    if bot_api == "v2" and event_mode == "webhook" and webhook_url:
+        problems.append(
+            "B24BOT_EVENT_MODE=webhook verifies events with the OAuth install's application_token, which an inbound"
+            " webhook does not have: use B24BOT_EVENT_MODE=fetch with B24BOT_WEBHOOK_URL"
+        )
     limit = int(_float(env, "B24BOT_PUMP_LIMIT", 100, problems))
     if limit > 1000:
         problems.append(f"B24BOT_PUMP_LIMIT={limit} is over the portal's 1000; using 1000")

@@ -83,6 +83,11 @@ def require(ctx: Context) -> dict[str, Any]:
     return record
 
 
+def webhook_url(handler_url: str) -> str:
+    """Where the portal posts v2 events in webhook mode: POST /v2/events under the public handler URL."""
+    return handler_url.rstrip("/") + "/v2/events" if handler_url else ""
+
+
 def health(ctx: Context) -> dict[str, Any]:
     """What /healthz and `b24bot status` show of the v2 bot: never the botToken."""
     record = load(ctx) or {}
@@ -113,7 +118,7 @@ def register(ctx: Context) -> dict[str, Any]:
     if s.event_mode == "webhook" and not s.handler_url:
         raise InstallFailed("B24BOT_EVENT_MODE=webhook needs B24BOT_HANDLER_URL for the bot's webhookUrl")
     try:
-        bot_id = bot.register(s.bot_code, s.bot_name, s.event_mode, s.handler_url)
+        bot_id = bot.register(s.bot_code, s.bot_name, s.event_mode, webhook_url(s.handler_url))
     except BitrixError as exc:
         hint = (
             " (a v1 bot or another app holds this code: set a new B24BOT_BOT_CODE)"

@@ -82,12 +82,13 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
 
         svc.pump = Pump(ctx, on_joined=worker.kick)
 
-    from . import admin, api, events, status
+    from . import admin, api, events, events_v2, status
 
     app.register_blueprint(status.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(events_v2.bp)
 
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError) -> Any:

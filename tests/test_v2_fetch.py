@@ -172,3 +172,21 @@ def test_doctor_checks_what_it_can_and_says_what_it_could_not(v2app: App, portal
     ).raise_for_status()
     broken = cli(v2app, "doctor")
     assert broken.returncode == 1 and "[FAIL] welcome bot of the lines: line 1: welcome bot is '999'" in broken.stdout
+
+
+def test_the_running_service_picks_up_a_later_registration(tmp_path: Path, portal: PortalSim) -> None:
+    """The role may start the service before `b24bot register`: the pump waits, then starts on its own."""
+    app = App(tmp_path, portal, free_port())
+    app.env_extra = v2_env(portal)
+    app.start()
+    try:
+        assert requests.get(app.url + "healthz", timeout=5).json()["v2"]["bot_id"] is None
+        assert cli(app, "register").returncode == 0
+        send(portal, {"kind": "join", "chat_id": 3}, {"kind": "add", "chat_id": 3, "message_id": 30, "text": "hi"})
+        wait_drained(app, portal)
+        wait_for(lambda: portal.handoffs(3), what="hand-off")
+        assert app.count("messages") == 1
+        log = (app.data_dir / "bot.log").read_text()
+        assert log.count("no imbot.v2 bot is registered") == 1  # warned once, not every poll
+    finally:
+        app.stop()

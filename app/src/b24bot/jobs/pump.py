@@ -172,7 +172,7 @@ class Pump:
 
     def run(self) -> None:
         s = self.ctx.settings
-        failures = 0
+        failures, warned = 0, False
         while not self._stop.is_set():
             if not self.lock.acquire():
                 self._stop.wait(s.pump_idle_s)
@@ -182,8 +182,10 @@ class Pump:
                 failures = 0
                 wait = s.pump_busy_s if more else s.pump_idle_s
             except v2bot.NotRegistered as exc:
-                log.warning("%s", exc)
-                wait = max(s.pump_idle_s, 30.0)
+                if not warned:  # once: the pump waits quietly for `b24bot register`
+                    log.warning("%s", exc)
+                    warned = True
+                wait = s.pump_idle_s
             except OffsetMoved as exc:
                 log.warning("event pump: %s; fetching again", exc)
                 wait = 0.0

@@ -115,3 +115,17 @@ def test_portal_faults_on_event_get_only_delay(v2app: App, portal: PortalSim, ki
     send(portal, *dialog_events(3, 100))
     assert_exactly_once(v2app, portal, 3, 100)
     assert any(c.get("answer") == f"fault:{kind}" for c in portal.calls("imbot.v2.Event.get"))
+
+
+def test_a_next_offset_past_the_returned_events_skips_nothing(tmp_path: Path, portal: PortalSim) -> None:
+    """The docs leave nextOffset's relation to the returned events implicit: the app acknowledges only what it saw."""
+    app = App(tmp_path, portal, free_port())
+    app.env_extra = v2_env(portal, B24BOT_PUMP_LIMIT="10")
+    assert cli(app, "register").returncode == 0
+    portal.post("v2/skew", {"next_offset_plus": 5})
+    send(portal, *dialog_events(1, 59))
+    app.start()
+    try:
+        assert_exactly_once(app, portal, 1, 59)
+    finally:
+        app.stop()

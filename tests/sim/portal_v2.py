@@ -9,7 +9,8 @@
   answer `{events: [{eventId, type, date, data}], nextOffset, hasMore}`; data objects are typed JSON.
 
 Control (JSON, under /_sim/v2/): POST events (a list of dialog steps, see `build`), POST audit {"db": path}
-(on every acknowledgement, check that the app's database already holds the acknowledged events), GET state.
+(on every acknowledgement, check that the app's database already holds the acknowledged events),
+POST skew {"next_offset_plus": N} (nextOffset past the last returned event), GET state.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class V2:
         self.acked: dict[int, int] = {}
         self.next_event = 1001
         self.deliveries: list[dict[str, Any]] = []  # per Event.get: offset sent, ids returned
+        self.skew = 0  # added to nextOffset: a portal that answers past the events it returned (not documented)
         self.audit_db = ""
         self.audits = 0
         self.violations: list[str] = []
@@ -147,7 +149,7 @@ def event_get(state: Any, p: dict[str, Any], caller: str) -> tuple[int, Any]:
     pending = v2.queue[bot_id]
     out = pending[:limit]
     v2.deliveries.append({"offset": p.get("offset"), "ids": [e["eventId"] for e in out]})
-    next_offset = out[-1]["eventId"] + 1 if out else v2.acked[bot_id]
+    next_offset = out[-1]["eventId"] + 1 + v2.skew if out else v2.acked[bot_id]
     return 200, {"events": out, "nextOffset": next_offset, "hasMore": len(pending) > limit}
 
 
@@ -284,6 +286,9 @@ def control(state: Any, what: str, body: Any) -> bool:
                 {"eventId": v2.next_event, "type": etype, "date": _date(step.get("ts")), "data": data}
             )
             v2.next_event += 1
+        return True
+    if what == "skew":
+        v2.skew = int(body.get("next_offset_plus", 0))
         return True
     if what == "audit":
         v2.audit_db = str(body.get("db", ""))

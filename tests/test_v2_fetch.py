@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import requests
@@ -12,7 +14,7 @@ import v2kit
 from test_archive import CLIENT, OPERATOR, history
 from v2kit import BOT_CODE, bot_id, cli, send, v2_env, v2_state, wait_drained
 
-from conftest import WEBHOOK, App, PortalSim, free_port, wait_for
+from conftest import API_TOKEN, WEBHOOK, App, PortalSim, free_port, wait_for
 
 OPERATOR_CALL = "imopenlines.bot.session.operator"
 v2app = v2kit.v2app  # the fixture
@@ -190,3 +192,15 @@ def test_the_running_service_picks_up_a_later_registration(tmp_path: Path, porta
         assert log.count("no imbot.v2 bot is registered") == 1  # warned once, not every poll
     finally:
         app.stop()
+
+
+def test_the_stdlib_e2e_driver_plays_a_dialog_through_the_poller(v2app: App, portal: PortalSim) -> None:
+    """tests/sim/e2e_v2.py is what a Molecule platform without a public URL runs; it must keep working."""
+    driver = Path(__file__).resolve().parent / "sim" / "e2e_v2.py"
+    argv = ["--api-base", v2app.url + "api/", "--portal", portal.url, "--api-token", API_TOKEN, "--chat-id", "4242"]
+    done = subprocess.run([sys.executable, str(driver), *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["dialog"]["chat_id"] == 4242
+    portal.stop()  # a restarted portal keeps its v2 bot, as a real one does
+    portal.start()
+    assert v2_state(portal)["bots"][str(bot_id(portal))]["code"] == BOT_CODE

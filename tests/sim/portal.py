@@ -65,6 +65,7 @@ class State:
                 setattr(self, key, saved[key])
             self.old_access = set(saved["old_access"])
             self.in_bot_mode = {int(k): v for k, v in saved["in_bot_mode"].items()}
+            self.v2.restore(saved.get("v2") or {})
 
     def save(self) -> None:
         """A restarted portal is the same portal: same tokens, bots and dialogs (a real outage loses nothing)."""
@@ -73,6 +74,7 @@ class State:
         data = {key: getattr(self, key) for key in self.PERSISTED}
         data["old_access"] = sorted(self.old_access)
         data["in_bot_mode"] = self.in_bot_mode
+        data["v2"] = self.v2.saved()
         with open(self.path + ".tmp", "w", encoding="utf-8") as fh:
             json.dump(data, fh)
         os.replace(self.path + ".tmp", self.path)
@@ -383,7 +385,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 except (KeyError, ValueError, TypeError) as exc:
                     status, result = 400, {"error": "INVALID_ARGUMENTS", "error_description": str(exc)}
                 call["answer"] = result.get("error", "ok") if isinstance(result, dict) else "ok"
-                if method.startswith(("imbot.register", "imopenlines.bot.session.")) and status == 200:
+                if method.startswith(("imbot.register", "imbot.v2.Bot.", "imopenlines.bot.session.")) and status == 200:
                     state.save()
             if fault is not None:  # hang: answer late, outside the lock
                 time.sleep(fault.delay)

@@ -38,6 +38,16 @@ class V2:
         self.violations: list[str] = []
         self.lock = threading.Lock()
 
+    def saved(self) -> dict[str, Any]:
+        """What a restarted portal keeps: its bots (the event queue lives in memory here)."""
+        return {"bots": {str(k): v for k, v in self.bots.items()}}
+
+    def restore(self, data: dict[str, Any]) -> None:
+        for key, bot in (data.get("bots") or {}).items():
+            self.bots[int(key)] = bot
+            self.queue.setdefault(int(key), [])
+            self.acked.setdefault(int(key), 0)
+
     def state(self) -> dict[str, Any]:
         return {
             "bots": {str(k): {x: y for x, y in v.items() if x != "botToken"} for k, v in self.bots.items()},

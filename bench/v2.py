@@ -32,7 +32,7 @@ def start(name: str, env: dict[str, str]) -> tuple[conftest.PortalSim, BenchApp]
     app.workers = role_default_workers()
     app.env_extra = {
         "B24BOT_BOT_API": "v2",
-        "B24BOT_BOT_CODE": "bench_v2",
+        "B24BOT_V2_BOT_CODE": "bench_v2",
         "B24BOT_LINES": "1",
         "B24BOT_WEBHOOK_URL": f"{portal.url}/rest/{conftest.WEBHOOK}/",
         "B24BOT_REST_RATE": "20",

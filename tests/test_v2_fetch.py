@@ -112,10 +112,12 @@ def test_switch_an_existing_v1_oauth_install_to_v2(tmp_path: Path, portal: Porta
         wait_for(lambda: portal.handoffs(1), what="v1 hand-off")
         app.stop()
         app.env_extra = v2_env(portal, webhook=False)  # OAuth: the installed app's tokens, no botToken
+        del app.env_extra["B24BOT_V2_BOT_CODE"]  # the default: the v1 code + "_v2", so no clash with the v1 bot
         done = cli(app, "register")
         assert done.returncode == 0, done.stderr
         app.start()
         (bot,) = v2_state(portal)["bots"].values()
+        assert bot["code"] == "python_interceptor_bot_v2"
         assert bot["owner"] == "app" and v2_state(portal)["bot_tokens"][str(bot["id"])] == ""
         assert portal.get("state")["lines"]["1"]["WELCOME_BOT_ID"] == bot["id"]
         send(portal, {"kind": "join", "chat_id": 2}, {"kind": "add", "chat_id": 2, "message_id": 20, "text": "v2"})
@@ -134,9 +136,9 @@ def test_register_reports_a_code_held_by_the_v1_bot(tmp_path: Path, portal: Port
         assert app.install().status_code == 200
     finally:
         app.stop()
-    app.env_extra = v2_env(portal, webhook=False, B24BOT_BOT_CODE="python_interceptor_bot")
+    app.env_extra = v2_env(portal, webhook=False, B24BOT_V2_BOT_CODE="python_interceptor_bot")
     done = cli(app, "register")
-    assert done.returncode == 1 and "BOT_CODE_ALREADY_TAKEN" in done.stderr and "B24BOT_BOT_CODE" in done.stderr
+    assert done.returncode == 1 and "BOT_CODE_ALREADY_TAKEN" in done.stderr and "B24BOT_V2_BOT_CODE" in done.stderr
 
 
 def test_a_wrong_webhook_secret_is_refused_and_never_echoed(tmp_path: Path, portal: PortalSim) -> None:

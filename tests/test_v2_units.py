@@ -95,9 +95,7 @@ def test_v2_settings_are_checked_and_secrets_never_echoed() -> None:
     s = config.load({"B24BOT_BOT_API": "v2", "B24BOT_WEBHOOK_URL": "https://portal.example/s3cr3tvalue"})
     assert s.webhook_url == "" and not any("s3cr3tvalue" in p for p in s.problems)
     s = config.load({"B24BOT_BOT_API": "v2", "B24BOT_DATA_DIR": "/srv/x"})
-    assert (s.event_mode, s.pump_idle_s, s.pump_busy_s, s.bot_token_path) == (
-        "fetch",
-        5.0,
-        2.0,
-        Path("/srv/x/bot-token"),
-    )
+    assert (s.event_mode, s.pump_idle_s, s.pump_busy_s) == ("fetch", 5.0, 2.0)
+    assert s.bot_token_path == Path("/srv/x/bot-token") and s.v2_bot_code == "python_interceptor_bot_v2"
+    assert config.load({"B24BOT_BOT_CODE": "shop"}).v2_bot_code == "shop_v2"
+    assert config.load({"B24BOT_BOT_CODE": "shop", "B24BOT_V2_BOT_CODE": "shop2"}).v2_bot_code == "shop2"

@@ -20,7 +20,7 @@ def v2_env(portal: PortalSim, webhook: bool = True, **extra: str) -> dict[str, s
     env = {
         "B24BOT_BOT_API": "v2",
         "B24BOT_EVENT_MODE": "fetch",
-        "B24BOT_BOT_CODE": BOT_CODE,
+        "B24BOT_V2_BOT_CODE": BOT_CODE,
         "B24BOT_LINES": "1",
         "B24BOT_PUMP_IDLE_S": "0.2",
         "B24BOT_PUMP_BUSY_S": "0.01",

@@ -67,6 +67,7 @@ class Settings:
     problems: tuple[str, ...] = field(default=())
     # Chatbots 2.0 (imbot.v2): see v2_settings(); defaults keep v1 behaviour.
     bot_api: str = "v1"
+    v2_bot_code: str = "python_interceptor_bot_v2"
     event_mode: str = "fetch"
     webhook_url: str = ""
     bot_token_path: Path = Path(DEFAULT_DATA_DIR) / "bot-token"
@@ -207,6 +208,13 @@ def load(env: dict[str, str] | None = None) -> Settings:
     )
 
 
+def _v2_code(env: dict[str, str]) -> str:
+    """The v2 bot's own code: v1 and v2 bots share one registry, and registering a v1 bot's code again
+    would hand back the v1 bot (whose events never reach Event.get)."""
+    explicit = env.get("B24BOT_V2_BOT_CODE", "").strip()
+    return explicit or (env.get("B24BOT_BOT_CODE", "").strip() or "python_interceptor_bot") + "_v2"
+
+
 def v2_settings(env: dict[str, str], data_dir: Path, problems: list[str]) -> dict[str, object]:
     """B24BOT_BOT_API, B24BOT_EVENT_MODE, B24BOT_WEBHOOK_URL (a secret) and the event pump's pace."""
     get = lambda key: env.get(key, "").strip()  # noqa: E731
@@ -233,6 +241,7 @@ def v2_settings(env: dict[str, str], data_dir: Path, problems: list[str]) -> dic
         limit = 1000
     return {
         "bot_api": bot_api,
+        "v2_bot_code": _v2_code(env),
         "event_mode": event_mode,
         "webhook_url": webhook_url,
         "bot_token_path": Path(get("B24BOT_BOT_TOKEN_PATH") or data_dir / "bot-token"),

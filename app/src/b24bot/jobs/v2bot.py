@@ -118,10 +118,10 @@ def register(ctx: Context) -> dict[str, Any]:
     if s.event_mode == "webhook" and not s.handler_url:
         raise InstallFailed("B24BOT_EVENT_MODE=webhook needs B24BOT_HANDLER_URL for the bot's webhookUrl")
     try:
-        bot_id = bot.register(s.bot_code, s.bot_name, s.event_mode, webhook_url(s.handler_url))
+        bot_id = bot.register(s.v2_bot_code, s.bot_name, s.event_mode, webhook_url(s.handler_url))
     except BitrixError as exc:
         hint = (
-            " (a v1 bot or another app holds this code: set a new B24BOT_BOT_CODE)"
+            " (a v1 bot or another app holds this code: set another B24BOT_V2_BOT_CODE)"
             if exc.code == "BOT_CODE_ALREADY_TAKEN"
             else ""
         )
@@ -130,7 +130,7 @@ def register(ctx: Context) -> dict[str, Any]:
     previous = load(ctx) or {}
     record = {
         "bot_id": bot_id,
-        "code": s.bot_code,
+        "code": s.v2_bot_code,
         "event_mode": s.event_mode,
         "auth": auth_kind(ctx),
         "lines": lines,

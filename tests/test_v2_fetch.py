@@ -7,6 +7,7 @@ import json
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
@@ -206,3 +207,16 @@ def test_the_stdlib_e2e_driver_plays_a_dialog_through_the_poller(v2app: App, por
     portal.stop()  # a restarted portal keeps its v2 bot, as a real one does
     portal.start()
     assert v2_state(portal)["bots"][str(bot_id(portal))]["code"] == BOT_CODE
+
+
+def test_bot_deleted_in_the_portal_stops_the_pump_and_keeps_the_dialogs(v2app: App, portal: PortalSim) -> None:
+    send(portal, {"kind": "add", "chat_id": 6, "message_id": 60, "text": "kept"}, {"kind": "bot_delete"})
+    wait_for(lambda: requests.get(v2app.url + "healthz", timeout=5).json()["v2"]["bot_id"] is None, what="bot gone")
+    assert v2app.api("dialogs/6/messages").json()["items"][0]["text"] == "kept"
+    with v2app.db() as db:
+        assert (
+            db.execute("SELECT detail FROM portal_log WHERE event = 'bot_deleted'").fetchone()[0].startswith("v2 bot")
+        )
+    polls = len(portal.calls("imbot.v2.Event.get"))
+    time.sleep(1.0)  # five idle intervals: no bot, so no polling
+    assert len(portal.calls("imbot.v2.Event.get")) == polls

@@ -220,3 +220,10 @@ def test_bot_deleted_in_the_portal_stops_the_pump_and_keeps_the_dialogs(v2app: A
     polls = len(portal.calls("imbot.v2.Event.get"))
     time.sleep(1.0)  # five idle intervals: no bot, so no polling
     assert len(portal.calls("imbot.v2.Event.get")) == polls
+
+
+def test_pump_once_without_a_registration_says_what_to_do(tmp_path: Path, portal: PortalSim) -> None:
+    app = App(tmp_path, portal, free_port())
+    app.env_extra = v2_env(portal)
+    done = cli(app, "pump", "--once")
+    assert done.returncode == 1 and "run `b24bot register`" in done.stderr and "Traceback" not in done.stderr

@@ -99,3 +99,12 @@ def test_v2_settings_are_checked_and_secrets_never_echoed() -> None:
     assert s.bot_token_path == Path("/srv/x/bot-token") and s.v2_bot_code == "python_interceptor_bot_v2"
     assert config.load({"B24BOT_BOT_CODE": "shop"}).v2_bot_code == "shop_v2"
     assert config.load({"B24BOT_BOT_CODE": "shop", "B24BOT_V2_BOT_CODE": "shop2"}).v2_bot_code == "shop2"
+
+
+def test_what_v2_fetch_with_a_webhook_does_not_need_is_not_a_problem() -> None:
+    hook = "https://portal.example/rest/1/s3cr3tvalue/"
+    v1 = config.load({"B24BOT_API_TOKEN": "t"}).problems
+    assert len(v1) == 3  # client id, client secret, handler URL
+    assert config.load({"B24BOT_API_TOKEN": "t", "B24BOT_BOT_API": "v2", "B24BOT_WEBHOOK_URL": hook}).problems == ()
+    oauth = config.load({"B24BOT_API_TOKEN": "t", "B24BOT_BOT_API": "v2"}).problems
+    assert len(oauth) == 2 and all("CLIENT" in p for p in oauth)  # OAuth still needs the app's credentials

@@ -38,7 +38,14 @@ def _pump(ctx: Any, once: bool) -> int:
         print(f"another event pump (pid {holder}) holds {pump.lock.path}", file=sys.stderr)
         return 1
     if once:
-        print(json.dumps({"events": pump.drain()}))
+        from .bitrix.errors import BitrixError
+        from .jobs.v2bot import NotRegistered
+
+        try:
+            print(json.dumps({"events": pump.drain()}))
+        except (BitrixError, NotRegistered) as exc:
+            print(f"event pump: {exc}", file=sys.stderr)
+            return 1
         return 0
     worker.start()
     signal.signal(signal.SIGTERM, lambda *_: pump.stop())

@@ -235,6 +235,12 @@ def v2_settings(env: dict[str, str], data_dir: Path, problems: list[str]) -> dic
             "B24BOT_EVENT_MODE=webhook verifies events with the OAuth install's application_token, which an inbound"
             " webhook does not have: use B24BOT_EVENT_MODE=fetch with B24BOT_WEBHOOK_URL"
         )
+    unneeded = []  # what v1 needs and this v2 setup does not: not a problem here
+    if bot_api == "v2" and webhook_url:
+        unneeded += ["B24BOT_CLIENT_ID is not set", "B24BOT_CLIENT_SECRET is not set"]
+    if bot_api == "v2" and event_mode == "fetch":
+        unneeded.append("B24BOT_HANDLER_URL is not set")
+    problems[:] = [p for p in problems if not p.startswith(tuple(unneeded))] if unneeded else problems
     limit = int(_float(env, "B24BOT_PUMP_LIMIT", 100, problems))
     if limit > 1000:
         problems.append(f"B24BOT_PUMP_LIMIT={limit} is over the portal's 1000; using 1000")

@@ -1,6 +1,6 @@
 """`make bench`: run the benchmark parts, write bench/results/*.json, bench/results/summary.md and the README table.
 
-    bench/run.py                     every part (ingest, handoff, token, api, deploy)
+    bench/run.py                     every part (ingest, handoff, token, api, deploy, v2)
     bench/run.py --only deploy       one or more parts (comma-separated)
     bench/run.py --skip deploy       everything but the slow deploy part
     bench/run.py --quick             smaller runs (a smoke test of the bench itself, not for publishing)
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, ROOT, WORK, log, machine
 
-PARTS = ("ingest", "handoff", "token", "api", "deploy")
+PARTS = ("ingest", "handoff", "token", "api", "deploy", "v2")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -189,6 +189,12 @@ def table() -> str:
                 _yes(max(one["wall_s"], three["wall_s"]) < 30 and one["rc"] == 0 and three["rc"] == 0),
             )
         )
+    v2res = _load("v2")
+    if v2res:
+        import v2
+
+        machines["v2"] = v2res["machine"]["date"]
+        rows += v2.rows(v2res, ing, ho)
     misses = missed_goals(ing, ho, tok, api, dep)
     m = machine()
     head = (
@@ -392,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
                 import deploy
 
                 deploy.run(args.quick)
+            elif part == "v2":
+                import v2
+
+                v2.run(args.quick)
         except Exception as exc:  # one broken part must not hide the others' figures
             log(f"{part} failed: {exc.__class__.__name__}: {exc}")
             failed.append(part)

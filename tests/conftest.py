@@ -25,6 +25,7 @@ import forms  # noqa: E402
 CLIENT_ID = "local.test.1"
 CLIENT_SECRET = "test-client-secret-0123456789"
 API_TOKEN = "api-token-0123456789abcdef"
+WEBHOOK = "1/webhooksecret0123456789"  # the simulated portal's inbound webhook (user id / secret)
 HANDLER_URL = "http://bot.example.test/python_bot/"
 
 
@@ -65,6 +66,8 @@ class PortalSim:
                 CLIENT_SECRET,
                 "--state",
                 str(self.state_file),
+                "--webhook",
+                WEBHOOK,
             ],
             stdout=subprocess.DEVNULL,
         )

@@ -11,6 +11,7 @@ POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}
 POST expire, POST reset (another portal: new member_id and tokens),
 POST rate_limit ({"rate": 2, "burst": 50} or {}), POST down ({"seconds": S}).
 Fault kinds: 5xx, hang, expired_token, query_limit, wrong_chat, down.
+Chatbots 2.0 (imbot.v2.*, inbound-webhook auth at /rest/<user>/<secret>/): portal_v2.py, controls under /_sim/v2/.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import portal_v2  # the imbot.v2 side (Chatbots 2.0) and inbound-webhook auth
 
 ACCESS_TTL = 3600
 
@@ -66,6 +69,7 @@ class State:
                 setattr(self, key, saved[key])
             self.old_access = set(saved["old_access"])
             self.in_bot_mode = {int(k): v for k, v in saved["in_bot_mode"].items()}
+            self.v2.restore(saved.get("v2") or {})
 
     def save(self) -> None:
         """A restarted portal is the same portal: same tokens, bots and dialogs (a real outage loses nothing)."""
@@ -74,6 +78,7 @@ class State:
         data = {key: getattr(self, key) for key in self.PERSISTED}
         data["old_access"] = sorted(self.old_access)
         data["in_bot_mode"] = self.in_bot_mode
+        data["v2"] = self.v2.saved()
         with open(self.path + ".tmp", "w", encoding="utf-8") as fh:
             json.dump(data, fh)
         os.replace(self.path + ".tmp", self.path)
@@ -100,6 +105,8 @@ class State:
         self.history: dict[int, dict[str, Any]] = {}  # session id -> chat, entity, messages, users, files
         self.current_session: dict[int, int] = {}  # chat id -> its open session
         self.files: dict[int, bytes] = {}
+        self.v2 = portal_v2.V2()
+        self.webhook = getattr(self, "webhook", "")  # "<user id>/<secret>" of an inbound webhook, or ""
 
     def install_auth(self) -> dict[str, Any]:
         return {
@@ -172,6 +179,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     self._send(404, {"error": "FILE_NOT_FOUND"})
                 else:
                     self._send(200, content, "application/octet-stream")
+            elif url.path == "/_sim/v2/state":
+                with state.lock:
+                    self._send(200, state.v2.state())
             elif url.path == "/_sim/install":
                 with state.lock:
                     self._send(200, state.install_auth())
@@ -186,7 +196,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 self._send(400, {"error": "INVALID_REQUEST", "error_description": "bad body"})
                 return
             if url.path.startswith("/rest/"):
-                self._rest(url.path[len("/rest/") :].removesuffix(".json"), body)
+                path = url.path[len("/rest/") :].removesuffix(".json")
+                hook, _, method = path.rpartition("/")  # /rest/<user>/<secret>/<method>: an inbound webhook
+                self._rest(method, body, hook or None)
             elif url.path == "/oauth/token/":
                 self._oauth({**dict(parse_qsl(url.query)), **body})
             elif url.path.startswith("/_sim/"):
@@ -227,6 +239,8 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     state.level, state.level_t = 0.0, time.time()
                 elif what == "down":
                     state.down_until = time.time() + float(body.get("seconds", 0))
+                elif what.startswith("v2/") and portal_v2.control(state, what[3:], body):
+                    pass
                 else:
                     self._send(404, {"error": "NOT_FOUND"})
                     return
@@ -312,8 +326,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
 
         # ---- REST --------------------------------------------------------------------------------------
 
-        def _rest(self, method: str, params: dict[str, Any]) -> None:
-            token = params.pop("auth", "")
+        def _rest(self, method: str, params: dict[str, Any], hook: str | None = None) -> None:
+            token = params.pop("auth", "") if hook is None else None
+            self.caller = "app" if hook is None else "webhook"
             with state.lock:
                 call = {"method": method, "params": params, "t": time.time()}
                 state.calls.append(call)
@@ -333,13 +348,21 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                         self._send(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
                         return
                     state.level += 1
-                if token in state.old_access or (token == state.access_token and time.time() > state.expires):
+                if hook is not None and (not state.webhook or hook != state.webhook):
+                    call["answer"] = "INVALID_CREDENTIALS"
+                    self._send(
+                        401, {"error": "INVALID_CREDENTIALS", "error_description": "Invalid request credentials"}
+                    )
+                    return
+                if hook is None and (
+                    token in state.old_access or (token == state.access_token and time.time() > state.expires)
+                ):
                     call["answer"] = "expired_token"
                     self._send(
                         401, {"error": "expired_token", "error_description": "The access token provided has expired."}
                     )
                     return
-                if token != state.access_token:
+                if hook is None and token != state.access_token:
                     call["answer"] = "invalid_token"
                     self._send(
                         401, {"error": "invalid_token", "error_description": "Unable to get application by token"}
@@ -366,13 +389,15 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 except (KeyError, ValueError, TypeError) as exc:
                     status, result = 400, {"error": "INVALID_ARGUMENTS", "error_description": str(exc)}
                 call["answer"] = result.get("error", "ok") if isinstance(result, dict) else "ok"
-                if method.startswith(("imbot.register", "imopenlines.bot.session.")) and status == 200:
+                if method.startswith(("imbot.register", "imbot.v2.Bot.", "imopenlines.bot.session.")) and status == 200:
                     state.save()
             if fault is not None:  # hang: answer late, outside the lock
                 time.sleep(fault.delay)
             self._send(status, result if status != 200 else {"result": result, "time": {"start": time.time()}})
 
         def _method(self, method: str, p: dict[str, Any]) -> tuple[int, Any]:
+            if method.startswith("imbot.v2."):
+                return portal_v2.call(state, method, p, self.caller)
             if method == "app.info":
                 return 200, {"ID": 7, "CODE": state.client_id, "VERSION": 1, "STATUS": "L", "INSTALLED": True}
             if method == "imbot.register":
@@ -387,6 +412,12 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 return 200, True
             if method == "imopenlines.config.list.get":
                 return 200, [{"ID": str(i), "LINE_NAME": f"Line {i}"} for i in sorted(state.lines)]
+            if method == "imopenlines.config.get":
+                line = int(p["CONFIG_ID"])
+                if line not in state.lines:
+                    return 400, {"error": "CONFIG_NOT_FOUND", "error_description": "Open line not found"}
+                got = {k: str(v) for k, v in state.lines[line].items()}
+                return 200, {"ID": str(line), "ACTIVE": "Y", "LINE_NAME": f"Line {line}", **got}
             if method == "imopenlines.config.update":
                 line = int(p["CONFIG_ID"])
                 if line not in state.lines:
@@ -469,9 +500,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client-id", default="local.test.1")
     ap.add_argument("--client-secret", default="test-client-secret")
     ap.add_argument("--state", default="", help="file that keeps the portal's identity across restarts")
+    ap.add_argument("--webhook", default="", help="<user id>/<secret> of an inbound webhook the portal accepts")
     args = ap.parse_args(argv)
     base = f"http://{args.host}:{args.port}"
     state = State(args.client_id, args.client_secret, f"{args.host}:{args.port}", base, args.state)
+    state.webhook = args.webhook
     server = Server((args.host, args.port), make_handler(state))
     print(f"simulated portal on http://{args.host}:{args.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
-from . import __version__, config, logs
+from . import __version__, cli_v2, config, logs
 from .bitrix.tokens import TokenStore, installation
 from .store import Database, StorageError, archive, reads
 
@@ -25,6 +25,8 @@ def status(settings: config.Settings) -> dict[str, Any]:
     try:
         out.update(reads.stats(Database(settings.db_path).read()))
         out["db_ok"] = True
+        if settings.bot_api == "v2":
+            out["v2"] = cli_v2.status(settings)
     except StorageError as exc:
         out["db_ok"] = False
         out["problems"].append(f"database: {exc}")
@@ -69,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     )
     bk = sub.add_parser("backup", help="consistent online copy of dialogs.db (and auth.json) into a directory")
     bk.add_argument("dest", help="directory to create the copies in")
+    cli_v2.add_commands(sub)
     return p
 
 
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if info.get("db_ok") else 1
 
     logs.configure(settings)
+    if args.command in cli_v2.COMMANDS:
+        return cli_v2.run(args, settings)
     from .jobs import export, retention, sync
     from .jobs.context import Context
 

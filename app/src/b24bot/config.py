@@ -65,6 +65,15 @@ class Settings:
     metrics_dir: Path
     welcome_bot_time: int
     problems: tuple[str, ...] = field(default=())
+    # Chatbots 2.0 (imbot.v2): see v2_settings(); defaults keep v1 behaviour.
+    bot_api: str = "v1"
+    v2_bot_code: str = "python_interceptor_bot_v2"
+    event_mode: str = "fetch"
+    webhook_url: str = ""
+    bot_token_path: Path = Path(DEFAULT_DATA_DIR) / "bot-token"
+    pump_idle_s: float = 5.0
+    pump_busy_s: float = 2.0
+    pump_limit: int = 100
 
     @property
     def line_ids(self) -> list[int]:
@@ -154,6 +163,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         problems.append(f"B24BOT_LINES={lines!r} is invalid (empty, all, or line ids like 1,3); lines left alone")
         lines = ""
 
+    v2 = v2_settings(env, data_dir, problems)
     level = (get("B24BOT_LOG_LEVEL", "INFO") or "INFO").upper()
     if level not in LOG_LEVELS:
         problems.append(f"B24BOT_LOG_LEVEL={level!r} is invalid; using INFO")
@@ -194,4 +204,54 @@ def load(env: dict[str, str] | None = None) -> Settings:
         metrics_dir=Path(get("B24BOT_METRICS_DIR") or data_dir / "metrics"),
         welcome_bot_time=int(_float(env, "B24BOT_WELCOME_BOT_TIME", 60, problems)),
         problems=tuple(problems),
+        **v2,
     )
+
+
+def _v2_code(env: dict[str, str]) -> str:
+    """The v2 bot's own code: v1 and v2 bots share one registry, and registering a v1 bot's code again
+    would hand back the v1 bot (whose events never reach Event.get)."""
+    explicit = env.get("B24BOT_V2_BOT_CODE", "").strip()
+    return explicit or (env.get("B24BOT_BOT_CODE", "").strip() or "python_interceptor_bot") + "_v2"
+
+
+def v2_settings(env: dict[str, str], data_dir: Path, problems: list[str]) -> dict[str, object]:
+    """B24BOT_BOT_API, B24BOT_EVENT_MODE, B24BOT_WEBHOOK_URL (a secret) and the event pump's pace."""
+    get = lambda key: env.get(key, "").strip()  # noqa: E731
+    bot_api = _choice(get("B24BOT_BOT_API").lower(), ("v1", "v2"), "B24BOT_BOT_API", problems)
+    event_mode = _choice(get("B24BOT_EVENT_MODE").lower(), ("fetch", "webhook"), "B24BOT_EVENT_MODE", problems)
+    webhook_url = get("B24BOT_WEBHOOK_URL")
+    if webhook_url and not re.match(r"^https?://[^/]+/rest/\d+/[^/]+/?$", webhook_url):
+        # Never echo the value: it is a secret like the client secret.
+        problems.append("B24BOT_WEBHOOK_URL is not an inbound webhook URL (https://<portal>/rest/<user>/<secret>/)")
+        webhook_url = ""
+    if webhook_url and bot_api == "v1":
+        problems.append("B24BOT_WEBHOOK_URL is used only with B24BOT_BOT_API=v2; ignored")
+        webhook_url = ""
+    if webhook_url and not webhook_url.endswith("/"):
+        webhook_url += "/"
+    if bot_api == "v2" and event_mode == "webhook" and webhook_url:
+        problems.append(
+            "B24BOT_EVENT_MODE=webhook verifies events with the OAuth install's application_token, which an inbound"
+            " webhook does not have: use B24BOT_EVENT_MODE=fetch with B24BOT_WEBHOOK_URL"
+        )
+    unneeded = []  # what v1 needs and this v2 setup does not: not a problem here
+    if bot_api == "v2" and webhook_url:
+        unneeded += ["B24BOT_CLIENT_ID is not set", "B24BOT_CLIENT_SECRET is not set"]
+    if bot_api == "v2" and event_mode == "fetch":
+        unneeded.append("B24BOT_HANDLER_URL is not set")
+    problems[:] = [p for p in problems if not p.startswith(tuple(unneeded))] if unneeded else problems
+    limit = int(_float(env, "B24BOT_PUMP_LIMIT", 100, problems))
+    if limit > 1000:
+        problems.append(f"B24BOT_PUMP_LIMIT={limit} is over the portal's 1000; using 1000")
+        limit = 1000
+    return {
+        "bot_api": bot_api,
+        "v2_bot_code": _v2_code(env),
+        "event_mode": event_mode,
+        "webhook_url": webhook_url,
+        "bot_token_path": Path(get("B24BOT_BOT_TOKEN_PATH") or data_dir / "bot-token"),
+        "pump_idle_s": _float(env, "B24BOT_PUMP_IDLE_S", 5.0, problems),
+        "pump_busy_s": _float(env, "B24BOT_PUMP_BUSY_S", 2.0, problems),
+        "pump_limit": limit,
+    }

@@ -83,6 +83,12 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn
+        if conn.in_transaction:
+            # Inside another write() on this thread (the v2 event pump stores a whole batch and its offset as one
+            # transaction): a savepoint, so this part can fail alone and the outer commit stays all or nothing.
+            with self._savepoint(conn):
+                yield conn
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -98,6 +104,19 @@ class Database:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
+        conn.execute("SAVEPOINT nested_write")
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK TO nested_write")
+                conn.execute("RELEASE nested_write")
+            raise
+        conn.execute("RELEASE nested_write")
 
     def read(self) -> sqlite3.Connection:
         return self.conn

@@ -303,3 +303,7 @@ def log_portal(conn: sqlite3.Connection, at: str, event: str, member_id: str, do
         "INSERT INTO portal_log (at, event, member_id, domain, detail) VALUES (?, ?, ?, ?, ?)",
         (at, event, member_id, domain, detail),
     )
+
+
+def delete_settings(conn: sqlite3.Connection, *keys: str) -> None:
+    conn.executemany("DELETE FROM settings WHERE key = ?", [(k,) for k in keys])

@@ -12,8 +12,9 @@ from .. import config, logs, metrics
 from ..jobs import sync
 from ..jobs.context import Context
 from ..jobs.handoff import HandoffWorker
+from ..jobs.pump import Pump
 from ..store import StorageError
-from . import admin, api, events, status
+from . import admin, api, events, events_v2, status
 from .state import EXTENSION, Services
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,14 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
     svc = Services(ctx, worker)
     app.extensions[EXTENSION] = svc
+    if settings.bot_api == "v2" and settings.event_mode == "fetch":
+        svc.pump = Pump(ctx, on_joined=worker.kick)
 
     app.register_blueprint(status.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(events_v2.bp)
 
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError) -> Any:
@@ -58,5 +62,5 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
         svc.follow_log_level()
 
     if start_worker:
-        worker.start()
+        svc.start()
     return app

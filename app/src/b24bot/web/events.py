@@ -66,7 +66,7 @@ def handle() -> Any:
         if event.name == ev.JOIN:
             outcome, chat_id = ingest.record_join(ctx, event)
             if chat_id is not None:
-                svc.worker.start()  # a no-op unless this process has none running (after gunicorn's fork)
+                svc.start()  # a no-op unless this process has none running (after gunicorn's fork)
                 svc.worker.kick()
         elif event.name in (ev.MESSAGE_ADD, ev.MESSAGE_UPDATE, ev.MESSAGE_DELETE):
             bot_id = installed.get("bot_id")

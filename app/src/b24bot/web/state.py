@@ -11,6 +11,7 @@ from flask import current_app
 from .. import logs
 from ..jobs.context import Context
 from ..jobs.handoff import HandoffWorker
+from ..jobs.pump import Pump
 from ..store import reads
 
 LOG_LEVEL_KEY = "log_level"
@@ -22,7 +23,15 @@ class Services:
     def __init__(self, ctx: Context, worker: HandoffWorker) -> None:
         self.ctx = ctx
         self.worker = worker
+        self.pump: Pump | None = None  # the Chatbots 2.0 event pump, in fetch mode
         self._level_checked = 0.0
+
+    def start(self) -> None:
+        """Run this process's background threads; a no-op when they run (after gunicorn's fork, the child starts
+        its own)."""
+        self.worker.start()
+        if self.pump is not None:
+            self.pump.start()
 
     def follow_log_level(self) -> None:
         """POST /api/admin/loglevel reaches one worker; the others pick the level up from the database."""

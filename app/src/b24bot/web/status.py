@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import metrics
 from ..bitrix.tokens import installation
+from ..jobs import v2bot
 from ..store import queue as q
 from .state import services
 
@@ -65,6 +66,8 @@ def healthz() -> Any:
     try:
         body["pending_handoffs"] = q.pending_count(svc.ctx.db.read())
         body["db_ok"] = True
+        if svc.ctx.settings.bot_api == "v2":
+            body["v2"] = v2bot.health(svc.ctx)
     except Exception as exc:  # any DB failure means "unhealthy", StorageError or not
         body["status"] = "db unusable"
         body["problems"].append(f"database: {exc}")

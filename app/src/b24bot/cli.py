@@ -22,7 +22,9 @@ def status(settings: config.Settings) -> dict[str, Any]:
         "problems": list(settings.problems),
     }
     try:
-        out.update(reads.stats(Database(settings.db_path).read()))
+        conn = Database(settings.db_path).read()
+        out.update(reads.stats(conn))
+        out.update(reads.sync_state(conn))
         out["db_ok"] = True
     except StorageError as exc:
         out["db_ok"] = False
@@ -95,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             download=args.download,
         )
         print(json.dumps(report.__dict__, ensure_ascii=False))
+        if report.stopped:
+            print(f"b24bot sync: stopped early: {report.stopped}", file=sys.stderr)
+            return 1
         return 1 if report.errors and not report.sessions else 0
     if args.command == "search":
         items, _ = archive.search(ctx.db.read(), args.query, args.limit, None)

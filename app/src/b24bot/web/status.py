@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from .. import metrics
 from ..bitrix.tokens import installation
 from ..store import queue as q
+from ..store import reads
 from .app import services
 
 bp = Blueprint("status", __name__)
@@ -63,7 +64,9 @@ def healthz() -> Any:
         "problems": list(svc.ctx.settings.problems),
     }
     try:
-        body["pending_handoffs"] = q.pending_count(svc.ctx.db.read())
+        conn = svc.ctx.db.read()
+        body["pending_handoffs"] = q.pending_count(conn)
+        body.update(reads.sync_state(conn))  # three settings rows the last sync wrote: no scan here
         body["db_ok"] = True
     except Exception as exc:  # any DB failure means "unhealthy", StorageError or not
         body["status"] = "db unusable"

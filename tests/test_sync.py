@@ -64,3 +64,69 @@ def test_a_dialog_that_only_got_its_join_is_complete_after_one_sync(installed: A
         rows = db.execute("SELECT session_id, closed_at IS NOT NULL FROM sessions WHERE chat_id = 700").fetchall()
     assert [tuple(r) for r in rows] == [(88, 1), (89, 0)]
     assert _dialog(installed, 700)["complete"] is True
+
+
+def _two_join_only_dialogs(app: App, portal: PortalSim) -> None:
+    for chat, sid in ((710, 91), (711, 92)):
+        app.join(chat)
+        history(
+            portal,
+            chat,
+            sid,
+            [
+                {"id": chat * 10 + 1, "text": "Добрый день", **CLIENT},
+                {"id": chat * 10 + 2, "text": "Здравствуйте!", **OPERATOR},
+            ],
+        )
+
+
+def test_ten_seconds_of_query_limit_exceeded_are_waited_out(installed: App, portal: PortalSim) -> None:
+    _two_join_only_dialogs(installed, portal)
+    portal.post("limit_window", {"seconds": 10, "kind": "query_limit"})
+    opened = time.time()
+
+    done = cli(installed, "sync")
+
+    report = json.loads(done.stdout)
+    assert report["stopped"] is None and report["errors"] == []
+    assert report["sessions"] == 2 and report["new_messages"] == 4 and installed.count("messages") == 4
+    assert report["limit_waited_s"] >= 5
+    refused = [c for c in portal.calls() if c.get("answer") == "QUERY_LIMIT_EXCEEDED"]
+    assert refused and max(c["t"] for c in refused) - opened < 10.5
+    assert len(refused) <= 8, "backs off instead of hammering the portal"
+    assert installed.http.get(installed.url + "healthz", timeout=5).json()["last_sync_error"] is None
+
+
+def test_operation_time_limit_is_waited_out_until_operating_reset_at(installed: App, portal: PortalSim) -> None:
+    _two_join_only_dialogs(installed, portal)
+    # The portal blocks one method (inside batches too) and names when it is usable again.
+    portal.post("limit_window", {"seconds": 6, "kind": "operation_limit", "method": "imopenlines.session.history.get"})
+    opened = time.time()
+
+    report = json.loads(cli(installed, "sync").stdout)
+
+    assert report["stopped"] is None and report["sessions"] == 2 and installed.count("messages") == 4
+    history_batches = [
+        c for c in portal.calls("batch") if any("session.history.get" in v for v in c["params"]["cmd"].values())
+    ]
+    # One refused try, then the next one only after operating_reset_at (exponential back-off would have
+    # tried again three times within those 6 s).
+    assert len(history_batches) == 2
+    assert history_batches[1]["t"] >= opened + 6
+
+
+def test_a_limit_that_outlasts_sync_max_wait_stops_the_run_with_a_clear_message(
+    installed: App, portal: PortalSim
+) -> None:
+    _two_join_only_dialogs(installed, portal)
+    installed.env_extra["B24BOT_SYNC_MAX_WAIT_S"] = "3"
+    portal.post("limit_window", {"seconds": 60, "kind": "query_limit"})
+    started = time.time()
+
+    done = cli(installed, "sync", check=False)
+
+    assert done.returncode == 1
+    assert "QUERY_LIMIT_EXCEEDED" in done.stderr and "B24BOT_SYNC_MAX_WAIT_S=3" in done.stderr
+    assert time.time() - started < 30, "gave up after about B24BOT_SYNC_MAX_WAIT_S, not after the window"
+    health = installed.http.get(installed.url + "healthz", timeout=5).json()
+    assert "QUERY_LIMIT_EXCEEDED" in health["last_sync_error"] and health["sessions_behind"] == 2

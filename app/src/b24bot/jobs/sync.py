@@ -139,19 +139,15 @@ def discover_sessions(
             for chat in chunk:
                 chat_info = results.get(f"c{chat}")
                 if isinstance(chat_info, dict):
-                    found += note_session(
-                        conn,
-                        chat,
-                        str(chat_info.get("entity_id") or ""),
-                        str(chat_info.get("entity_data_1") or ""),
-                        now,
-                    )
+                    data = ev.SessionData.parse(str(chat_info.get("entity_data_1") or ""))
+                    found += note_session(conn, chat, str(chat_info.get("entity_id") or ""), data, now)
     return found
 
 
-def note_session(conn: sqlite3.Connection, chat_id: int, entity_id: str, entity_data_1: str, now: str) -> int:
-    """Record the chat's current session as the portal names it; 1 if it was new to us."""
-    data = ev.SessionData.parse(entity_data_1)
+def note_session(
+    conn: sqlite3.Connection, chat_id: int, entity_id: str, data: ev.SessionData, now: str, close_older: bool = True
+) -> int:
+    """Record a session of the chat (as the portal names it); 1 if it was new to us."""
     if not data.session_id:
         return 0
     try:
@@ -172,7 +168,8 @@ def note_session(conn: sqlite3.Connection, chat_id: int, entity_id: str, entity_
         started if data.started_at else None,
         now,
     )
-    writes.close_older_sessions(conn, chat_id, data.session_id, now)
+    if close_older:
+        writes.close_older_sessions(conn, chat_id, data.session_id, now)
     return 0 if known else 1
 
 

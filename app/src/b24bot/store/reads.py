@@ -236,3 +236,12 @@ def sync_state(conn: sqlite3.Connection) -> dict[str, Any]:
         "sessions_behind": int(behind) if behind and behind.isdigit() else None,
         "last_sync_error": rows.get("sync.last_error") or None,
     }
+
+
+def sessions_complete(conn: sqlite3.Connection, session_ids: list[int]) -> set[int]:
+    """Those of `session_ids` whose history is in the archive with nothing newer known."""
+    if not session_ids:
+        return set()
+    marks = ",".join("?" * len(session_ids))
+    sql = f"SELECT session_id FROM sessions s WHERE session_id IN ({marks}) AND NOT {_SESSION_BEHIND}"  # noqa: S608 - constant
+    return {r[0] for r in conn.execute(sql, session_ids)}

@@ -7,7 +7,9 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from test_archive import cli
 
@@ -87,3 +89,30 @@ def test_backfill_without_the_crm_scope_says_what_is_missing(installed: App, por
     assert done.returncode == 1
     assert "crm" in done.stderr and "scope" in done.stderr
     assert installed.count("sessions") == 0
+
+
+def test_hand_offs_are_not_queued_behind_a_backfill_at_the_full_rate(portal: PortalSim, app: App) -> None:
+    portal.post("scope", {"scope": "imbot,imopenlines,user,crm"})
+    assert app.install().status_code == 200
+    portal.post("sessions", {"count": COUNT})
+    portal.post("rate_limit", {"rate": 2, "burst": 50})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "b24bot", "backfill", "--since", SINCE],
+        env=app.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: _sessions(app) >= 550, timeout=60, what="the backfill to use its share of the burst")
+        started = time.time()
+        chats = range(900, 910)
+        with ThreadPoolExecutor(5) as pool:
+            assert list(pool.map(lambda c: app.join(c).status_code, chats)) == [200] * len(chats)
+        wait_for(lambda: {int(h["params"]["CHAT_ID"]) for h in portal.handoffs()} >= set(chats), timeout=30)
+        took = time.time() - started
+        assert proc.poll() is None, "the backfill was still running"
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert took < 1.5, f"hand-offs waited {took:.1f}s behind the backfill"
+    assert portal.get("state")["limit_hits"] == 0

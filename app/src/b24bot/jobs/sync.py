@@ -22,6 +22,7 @@ from ..bitrix import events as ev
 from ..bitrix import history as hist
 from ..bitrix import rest
 from ..bitrix.errors import BitrixError
+from ..bitrix.ratelimit import LeakyBucket
 from ..bitrix.rest import Patience, RestClient
 from ..store import queue, reads, writes
 from .context import Context
@@ -65,11 +66,18 @@ def keep_tokens_alive(ctx: Context) -> bool:
     return True
 
 
+BULK_RESERVE = 10  # of the shared bucket's burst, left to live hand-offs by sync and backfill
+
+
 def patient_client(ctx: Context) -> RestClient:
-    """The shared client without its in-call retries: Patience decides how long to wait (and honours the
-    portal's `operating_reset_at`, which fixed in-call delays would not)."""
+    """The shared client for bulk reads: no in-call retries (Patience decides how long to wait, and honours the
+    portal's `operating_reset_at`, which fixed in-call delays would not), and the shared bucket with some room
+    left for hand-offs."""
     c = ctx.client
-    return RestClient(c.tokens, c.limiter, timeout=c.timeout, session=c.session, backoff=())
+    limiter = None
+    if c.limiter is not None:
+        limiter = LeakyBucket(c.limiter.path, c.limiter.rate, c.limiter.burst, reserve=BULK_RESERVE)
+    return RestClient(c.tokens, limiter, timeout=c.timeout, session=c.session, backoff=())
 
 
 def sync(

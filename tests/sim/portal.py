@@ -103,7 +103,7 @@ class State:
         self.history: dict[int, dict[str, Any]] = {}  # session id -> chat, entity, messages, users, files
         self.current_session: dict[int, int] = {}  # chat id -> its open session
         self.files: dict[int, bytes] = {}
-        self.scope = "imbot,imopenlines,user"
+        self.scope = "imbot,imopenlines,user"  # what REST calls are checked against (POST /_sim/scope)
         self.windows: list[dict[str, Any]] = []  # limit windows: until, kind, method
         self.activities: list[dict[str, Any]] = []  # CRM activities of Open Lines sessions, ID ascending
 
@@ -116,7 +116,7 @@ class State:
             "refresh_token": self.refresh_token,
             "expires_in": str(ACCESS_TTL),
             "expires": str(self.expires),
-            "scope": self.scope,
+            "scope": "imbot,imopenlines,user",
             "status": "L",
             "user_id": "1",
             "client_endpoint": f"{self.base_url}/rest/",
@@ -321,7 +321,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                         "expires_in": ACCESS_TTL,
                         "member_id": state.member_id,
                         "refresh_token": state.refresh_token,
-                        "scope": state.scope,
+                        "scope": "imbot,imopenlines,user",
                         "server_endpoint": f"{state.base_url}/rest/",
                         "status": "L",
                         "user_id": 1,

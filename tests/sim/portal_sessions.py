@@ -38,12 +38,15 @@ def chat_entity_data_1(state: Any, chat: int) -> str:
 
 
 def dialog_get(state: Any, p: dict[str, Any]) -> tuple[int, Any]:
-    """`imopenlines.dialog.get` by CHAT_ID, DIALOG_ID (chatN) or SESSION_ID: the chat with its current session."""
+    """`imopenlines.dialog.get` by CHAT_ID, DIALOG_ID (chatN), SESSION_ID or USER_CODE: the chat with its current
+    session in `entity_data_1`; ACCESS_ERROR (400) for a chat the portal does not have."""
     chat = int(p.get("CHAT_ID") or 0)
     if not chat and str(p.get("DIALOG_ID") or "").startswith("chat"):
         chat = int(str(p["DIALOG_ID"])[4:] or 0)
     if not chat and p.get("SESSION_ID"):
         chat = int(state.history.get(int(p["SESSION_ID"]), {}).get("chat_id", 0))
+    if not chat and p.get("USER_CODE"):  # connector|line|chat|user, the chat's entity_id
+        chat = next((int(h["chat_id"]) for h in state.history.values() if h["entity_id"] == p["USER_CODE"]), 0)
     sessions = [h for h in state.history.values() if h["chat_id"] == chat]
     if not chat or not sessions:
         return 400, {"error": "ACCESS_ERROR", "error_description": "You do not have access to the specified dialog"}

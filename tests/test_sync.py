@@ -7,7 +7,7 @@ import time
 
 from test_archive import CLIENT, OPERATOR, cli, history
 
-from conftest import App, PortalSim
+from conftest import App, PortalSim, wait_for
 
 
 def _dialog(app: App, chat: int) -> dict:
@@ -78,6 +78,7 @@ def _two_join_only_dialogs(app: App, portal: PortalSim) -> None:
                 {"id": chat * 10 + 2, "text": "Здравствуйте!", **OPERATOR},
             ],
         )
+    wait_for(lambda: len(portal.handoffs()) >= 2, what="the hand-offs, before any limit window opens")
 
 
 def test_ten_seconds_of_query_limit_exceeded_are_waited_out(installed: App, portal: PortalSim) -> None:
@@ -90,7 +91,7 @@ def test_ten_seconds_of_query_limit_exceeded_are_waited_out(installed: App, port
     report = json.loads(done.stdout)
     assert report["stopped"] is None and report["errors"] == []
     assert report["sessions"] == 2 and report["new_messages"] == 4 and installed.count("messages") == 4
-    refused = [c for c in portal.calls() if c.get("answer") == "QUERY_LIMIT_EXCEEDED"]
+    refused = [c for c in portal.calls("batch") if c.get("answer") == "QUERY_LIMIT_EXCEEDED"]
     assert refused and report["limit_waited_s"] > 0, "the run met the window and waited"
     assert max(c["t"] for c in refused) - opened < 10.5
     assert len(refused) <= 8, "backs off instead of hammering the portal"

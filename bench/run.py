@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, ROOT, WORK, log, machine
 
-PARTS = ("ingest", "handoff", "token", "api", "deploy", "v2")
+PARTS = ("ingest", "handoff", "token", "api", "deploy", "v2", "backfill")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -195,6 +195,21 @@ def table() -> str:
 
         machines["v2"] = v2res["machine"]["date"]
         rows += v2.rows(v2res, ing, ho)
+    bf = _load("backfill")
+    if bf:
+        machines["backfill"] = bf["machine"]["date"]
+        m = bf["model"]
+        rows.append(
+            (
+                f"6 Backfill, {bf['sessions']} past sessions",
+                f"{_fmt(bf['sessions_per_min'])} sessions/min ({bf['stored']} stored in {_fmt(bf['wall_s'])} s,"
+                f" {_fmt(bf['calls_per_s'])} calls/s, {bf['limit_hits']} limit hits)",
+                f"model {_fmt(m['expected_sessions_per_min'])}/min for this run, {_fmt(m['steady_sessions_per_min'])}"
+                f"/min steady (2 calls/s × 50 sessions per 3 calls); **ratio {bf['ratio_to_model']}**",
+                "all stored, 0 limit hits, ≥ 0.9 of the model",
+                _yes(all(bf["goals"].values()) and bf["ratio_to_model"] >= 0.9),
+            )
+        )
     misses = missed_goals(ing, ho, tok, api, dep)
     m = machine()
     head = (
@@ -402,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
                 import v2
 
                 v2.run(args.quick)
+            elif part == "backfill":
+                import backfill
+
+                backfill.run(args.quick)
         except Exception as exc:  # one broken part must not hide the others' figures
             log(f"{part} failed: {exc.__class__.__name__}: {exc}")
             failed.append(part)

@@ -9,7 +9,12 @@ Control endpoints (JSON) under /_sim/: GET calls, GET state, GET install (auth b
 POST history (portal-side messages of a session), POST reinstall,
 POST faults ({"method": M or "*", "kind": K, "count": N, "every": E, "delay": S}),
 POST expire, POST reset (another portal: new member_id and tokens),
-POST rate_limit ({"rate": 2, "burst": 50} or {}), POST down ({"seconds": S}).
+POST rate_limit ({"rate": 2, "burst": 50} or {}), POST down ({"seconds": S}),
+POST limit_window ({"seconds": S, "kind": "query_limit" | "operation_limit", "method": M or "*"}: every call
+(of M; batch sub-calls too for operation_limit) is refused for S seconds; operation_limit answers HTTP 429
+OPERATION_TIME_LIMIT with `time.operating_reset_at` = the window's end), POST scope ({"scope": "a,b"}),
+POST sessions ({"count": N, "first_session": S, "first_chat": C, "messages": M, "start": unix, "step": s}:
+N past sessions at once, each with an IMOPENLINES_SESSION CRM activity).
 Fault kinds: 5xx, hang, expired_token, query_limit, wrong_chat, down.
 Chatbots 2.0 (imbot.v2.*, inbound-webhook auth at /rest/<user>/<secret>/): portal_v2.py, controls under /_sim/v2/.
 """
@@ -30,6 +35,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import portal_v2  # the imbot.v2 side (Chatbots 2.0) and inbound-webhook auth
+from portal_sessions import activity_list, add_sessions, dialog_get, limit_window
 
 ACCESS_TTL = 3600
 
@@ -107,6 +113,9 @@ class State:
         self.files: dict[int, bytes] = {}
         self.v2 = portal_v2.V2()
         self.webhook = getattr(self, "webhook", "")  # "<user id>/<secret>" of an inbound webhook, or ""
+        self.scope = "imbot,imopenlines,user"  # what REST calls are checked against (POST /_sim/scope)
+        self.windows: list[dict[str, Any]] = []  # limit windows: until, kind, method
+        self.activities: list[dict[str, Any]] = []  # CRM activities of Open Lines sessions, ID ascending
 
     def install_auth(self) -> dict[str, Any]:
         return {
@@ -241,6 +250,18 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     state.down_until = time.time() + float(body.get("seconds", 0))
                 elif what.startswith("v2/") and portal_v2.control(state, what[3:], body):
                     pass
+                elif what == "limit_window":
+                    state.windows.append(
+                        {
+                            "until": time.time() + float(body["seconds"]),
+                            "kind": body.get("kind", "query_limit"),
+                            "method": body.get("method", "*"),
+                        }
+                    )
+                elif what == "scope":
+                    state.scope = str(body["scope"])
+                elif what == "sessions":
+                    add_sessions(state, body)
                 else:
                     self._send(404, {"error": "NOT_FOUND"})
                     return
@@ -335,6 +356,14 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 if time.time() < state.down_until:
                     call["answer"] = "down"
                     self._send(503, b"<html>503 Service Temporarily Unavailable</html>", "text/html")
+                    return
+                window = limit_window(state, method)
+                if window is not None:
+                    status, err = window
+                    call["answer"] = err["error"]
+                    if status == 503:
+                        state.limit_hits += 1
+                    self._send(status, err)
                     return
                 fault = next((f for f in state.faults if f.fires(method)), None)
                 if state.bucket and fault is None:
@@ -460,17 +489,33 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                         }
                     },
                 }
+            if method == "imopenlines.dialog.get":
+                return dialog_get(state, p)
+            if method == "crm.activity.list":
+                return activity_list(state, p)
             if method == "batch":
                 results: dict[str, Any] = {}
                 errors: dict[str, Any] = {}
+                timing: dict[str, Any] = {}
                 for key, sub in (p.get("cmd") or {}).items():
                     name, _, query = sub.partition("?")
+                    blocked = limit_window(state, name, sub_call=True)
+                    if blocked is not None:
+                        errors[key] = {k: v for k, v in blocked[1].items() if k != "time"}
+                        timing[key] = blocked[1]["time"]
+                        continue
                     status, result = self._method(name, unflatten_query(query))
                     if status == 200:
                         results[key] = result
                     else:
                         errors[key] = result
-                return 200, {"result": results, "result_error": errors, "result_total": {}, "result_next": {}}
+                return 200, {
+                    "result": results,
+                    "result_error": errors,
+                    "result_total": {},
+                    "result_next": {},
+                    "result_time": timing,
+                }
             return 400, {"error": "ERROR_METHOD_NOT_FOUND", "error_description": f"Method not found: {method}"}
 
     return Handler

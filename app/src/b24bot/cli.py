@@ -23,7 +23,9 @@ def status(settings: config.Settings) -> dict[str, Any]:
         "problems": list(settings.problems),
     }
     try:
-        out.update(reads.stats(Database(settings.db_path).read()))
+        conn = Database(settings.db_path).read()
+        out.update(reads.stats(conn))
+        out.update(reads.sync_state(conn))
         out["db_ok"] = True
         if settings.bot_api == "v2":
             out["v2"] = cli_v2.status(settings)
@@ -40,6 +42,24 @@ def _iso(value: str) -> str:
     return parsed.astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
+def _backfill(ctx: Any, since: str) -> int:
+    from .jobs import backfill
+
+    try:
+        report = backfill.backfill(ctx, since, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except backfill.BackfillBusy as exc:
+        print(f"b24bot backfill: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("b24bot backfill: interrupted; progress is kept, run it again to go on", file=sys.stderr)
+        return 130
+    print(json.dumps(report.__dict__, ensure_ascii=False))
+    if report.stopped:
+        print(f"b24bot backfill: stopped: {report.stopped}; run it again to go on", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="b24bot", description=__doc__)
     p.add_argument("--version", action="version", version=f"b24bot {__version__}")
@@ -50,6 +70,8 @@ def parser() -> argparse.ArgumentParser:
     sy.add_argument("--since", type=_iso, help="also sessions started since this time (ISO 8601)")
     sy.add_argument("--session", type=int, action="append", help="only this session id (repeatable)")
     sy.add_argument("--download", action="store_true", default=None, help="download attachments too")
+    bf = sub.add_parser("backfill", help="bring in past Open Lines sessions (needs the crm scope); resumable")
+    bf.add_argument("--since", type=_iso, required=True, help="sessions started since this time (ISO 8601)")
     se = sub.add_parser("search", help="full-text search over messages")
     se.add_argument("query")
     se.add_argument("--limit", type=int, default=50)
@@ -105,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             download=args.download,
         )
         print(json.dumps(report.__dict__, ensure_ascii=False))
+        if report.stopped:
+            print(f"b24bot sync: stopped early: {report.stopped}", file=sys.stderr)
+            return 1
         return 1 if report.errors and not report.sessions else 0
+    if args.command == "backfill":
+        return _backfill(ctx, args.since)
     if args.command == "search":
         items, _ = archive.search(ctx.db.read(), args.query, args.limit, None)
         for m in items:

@@ -60,6 +60,7 @@ class Settings:
     retention_lines: dict[str, int]
     sync_window_hours: float
     sync_after_close: float
+    sync_max_wait: float
     metrics: bool
     db_synchronous: str
     metrics_dir: Path
@@ -197,6 +198,8 @@ def load(env: dict[str, str] | None = None) -> Settings:
         retention_lines=_retention_lines(get("B24BOT_RETENTION_LINES"), problems),
         sync_window_hours=_float(env, "B24BOT_SYNC_WINDOW_HOURS", 48.0, problems),
         sync_after_close=_float(env, "B24BOT_SYNC_AFTER_CLOSE_S", 60.0, problems),
+        # Well under the 15-minute sync timer: a run that cannot get through gives up before the next one.
+        sync_max_wait=_float(env, "B24BOT_SYNC_MAX_WAIT_S", 300.0, problems),
         metrics=get("B24BOT_METRICS").lower() in ("1", "true", "yes", "on"),
         db_synchronous=_choice(
             get("B24BOT_DB_SYNCHRONOUS").upper(), ("NORMAL", "FULL"), "B24BOT_DB_SYNCHRONOUS", problems

@@ -6,11 +6,14 @@ from __future__ import annotations
 class BitrixError(Exception):
     """A REST or OAuth call failed. `code` is Bitrix24's stable `error` string (or a local one)."""
 
-    def __init__(self, code: str, description: str = "", status: int | None = None) -> None:
+    def __init__(
+        self, code: str, description: str = "", status: int | None = None, retry_at: float | None = None
+    ) -> None:
         super().__init__(f"{code}: {description}" if description else code)
         self.code = code
         self.description = description
         self.status = status
+        self.retry_at = retry_at  # unix time the portal named for retrying (`time.operating_reset_at`)
 
     @property
     def retryable(self) -> bool:
@@ -27,6 +30,10 @@ class NotInstalled(BitrixError):
 
 class AuthFailed(BitrixError):
     """The portal or the OAuth server rejected our credentials; a reinstall is needed."""
+
+
+class LimitWaitExceeded(BitrixError):
+    """The portal kept saying "over the limit" for longer than the caller was willing to wait."""
 
 
 RATE_LIMIT_CODES = frozenset({"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT"})

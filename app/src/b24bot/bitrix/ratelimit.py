@@ -14,10 +14,14 @@ from pathlib import Path
 
 
 class LeakyBucket:
-    def __init__(self, path: Path, rate: float, burst: int) -> None:
+    """`reserve`: room this caller leaves free. Bulk work (sync, backfill) keeps some of the burst for the live
+    hand-offs, so a burst of joins while a backfill runs at the full rate is not queued behind it."""
+
+    def __init__(self, path: Path, rate: float, burst: int, reserve: int = 0) -> None:
         self.path = path
         self.rate = rate
         self.burst = max(1, burst)
+        self.reserve = max(0, min(reserve, self.burst - 1))
 
     def _update(self, penalty: bool = False) -> float:
         """Take one request's room (or fill the bucket on a penalty); return how long to wait first."""
@@ -35,7 +39,7 @@ class LeakyBucket:
             if penalty:
                 level, wait = max(level, float(self.burst)), 0.0
             else:
-                wait = max(0.0, (level + 1 - self.burst) / self.rate)
+                wait = max(0.0, (level + 1 - (self.burst - self.reserve)) / self.rate)
                 level += 1
             payload = json.dumps({"level": level, "t": now}).encode()
             os.lseek(fd, 0, os.SEEK_SET)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
 import requests
 
 from .. import __version__
-from .errors import RATE_LIMIT_CODES, AuthFailed, BitrixError
+from .errors import RATE_LIMIT_CODES, AuthFailed, BitrixError, LimitWaitExceeded
 from .ratelimit import LeakyBucket
 from .tokens import TokenStore
 from .trust import portal_endpoint, same_origin
@@ -59,7 +61,9 @@ def raw_call(
     except ValueError:
         payload = None
     if isinstance(payload, dict) and "error" in payload:
-        raise BitrixError(str(payload["error"]), str(payload.get("error_description", "")), resp.status_code)
+        raise BitrixError(
+            str(payload["error"]), str(payload.get("error_description", "")), resp.status_code, _reset_at(payload)
+        )
     if resp.status_code != 200 or not isinstance(payload, dict) or "result" not in payload:
         raise BitrixError("BAD_RESPONSE", f"{method}: HTTP {resp.status_code}", resp.status_code)
     return payload["result"]
@@ -126,9 +130,14 @@ class RestClient:
         results = dict(answer.get("result") or {}) if isinstance(answer, dict) else {}
         errors = {}
         raw_errors = answer.get("result_error") if isinstance(answer, dict) else None
+        timings = answer.get("result_time") if isinstance(answer, dict) else None
         for key, err in (raw_errors or {}).items():
             if isinstance(err, dict):
-                errors[key] = BitrixError(str(err.get("error", "ERROR")), str(err.get("error_description", "")))
+                timing = timings.get(key) if isinstance(timings, dict) else None
+                reset = _reset_at({"time": timing}) if isinstance(timing, dict) else None
+                errors[key] = BitrixError(
+                    str(err.get("error", "ERROR")), str(err.get("error_description", "")), retry_at=reset
+                )
         return results, errors
 
 
@@ -168,3 +177,111 @@ def open_download(
         code = "REDIRECT_REFUSED" if 300 <= resp.status_code < 400 else "HTTP_ERROR"
         raise BitrixError(code, f"file download: HTTP {resp.status_code}", resp.status_code)
     return resp
+
+
+def _reset_at(payload: dict[str, Any]) -> float | None:
+    """`time.operating_reset_at` of an answer (OPERATION_TIME_LIMIT names when the method is usable again)."""
+    timing = payload.get("time")
+    try:
+        value = float(timing["operating_reset_at"]) if isinstance(timing, dict) else 0.0
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if value > 0 else None
+
+
+class Patience:
+    """How an unattended job (sync, backfill) waits out the portal's limits, which Bitrix24 shares between
+    every app calling from one address: back off with jitter, or until `operating_reset_at` when the portal
+    names it, and give up (LimitWaitExceeded) only after `max_wait` seconds without progress. The live
+    hand-off path does not use this: it keeps RestClient's short in-call BACKOFF and its own retry queue."""
+
+    def __init__(
+        self,
+        max_wait: float,
+        first: float = 1.0,
+        cap: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.max_wait = max_wait
+        self.first, self.cap = first, cap
+        self.sleep = sleep
+        self.stalled_since: float | None = None
+        self.attempt = 0
+        self.waited = 0.0  # in total, for the report
+
+    def progress(self) -> None:
+        self.stalled_since, self.attempt = None, 0
+
+    def wait(self, exc: BitrixError) -> None:
+        now = time.monotonic()
+        if self.stalled_since is None:
+            self.stalled_since = now
+        left = self.max_wait - (now - self.stalled_since)
+        jitter = random.uniform(0.8, 1.2)  # noqa: S311 - spreads retries, not crypto
+        delay = min(self.cap, self.first * 2.0**self.attempt) * jitter
+        if exc.retry_at is not None:
+            delay = max(0.0, exc.retry_at - time.time()) + random.uniform(0.0, 1.0)  # noqa: S311
+        if left <= 0 or (exc.retry_at is not None and delay > left):
+            raise LimitWaitExceeded(
+                exc.code,
+                f"the portal kept answering {exc.code} for {now - self.stalled_since:.0f}s"
+                f" (B24BOT_SYNC_MAX_WAIT_S={self.max_wait:g}); progress so far is kept, the next run goes on",
+                exc.status,
+            ) from exc
+        delay = min(delay, left)
+        self.attempt += 1
+        self.waited += delay
+        log.warning(
+            "%s from the portal: waiting %.1fs (%.0fs of %gs allowed)",
+            exc.code,
+            delay,
+            now - self.stalled_since,
+            self.max_wait,
+        )
+        self.sleep(delay)
+
+
+def _over_limit(client: RestClient, patience: Patience, exc: BitrixError) -> None:
+    """Tell the shared bucket (the request rate is what QUERY_LIMIT_EXCEEDED is about), then wait."""
+    if exc.code == "QUERY_LIMIT_EXCEEDED" and client.limiter is not None:
+        client.limiter.penalize()
+    patience.wait(exc)
+
+
+def patient_call(client: RestClient, patience: Patience, method: str, params: dict[str, Any]) -> Any:
+    while True:
+        try:
+            result = client.call(method, params)
+        except BitrixError as exc:
+            if exc.code not in RATE_LIMIT_CODES:
+                raise
+            _over_limit(client, patience, exc)
+            continue
+        patience.progress()
+        return result
+
+
+def patient_batch(
+    client: RestClient, patience: Patience, calls: dict[str, tuple[str, dict[str, Any]]]
+) -> tuple[dict[str, Any], dict[str, BitrixError]]:
+    """RestClient.batch that also waits out limits hit by single sub-calls, repeating only those."""
+    results: dict[str, Any] = {}
+    errors: dict[str, BitrixError] = {}
+    todo = dict(calls)
+    while todo:
+        try:
+            got, failed = client.batch(todo)
+        except BitrixError as exc:
+            if exc.code not in RATE_LIMIT_CODES:
+                raise
+            _over_limit(client, patience, exc)
+            continue
+        results.update(got)
+        limited = {key: err for key, err in failed.items() if err.code in RATE_LIMIT_CODES}
+        errors.update({key: err for key, err in failed.items() if key not in limited})
+        if got or not limited:
+            patience.progress()
+        todo = {key: todo[key] for key in limited}
+        if limited:
+            _over_limit(client, patience, next(iter(limited.values())))
+    return results, errors

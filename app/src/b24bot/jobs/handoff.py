@@ -2,6 +2,8 @@
 
 The request that stored the join only wakes the thread; the portal call happens outside the request, so a slow
 or absent portal never slows the webhook. Failed calls are retried with back-off, across restarts.
+Lower-priority work (session syncs) runs in a second thread: a history read waiting on a slow portal (up to
+the REST timeout) or on its rate limit must never hold up the next hand-off.
 """
 
 from __future__ import annotations
@@ -58,15 +60,19 @@ class HandoffWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._side_thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Run the worker thread in this process. Idempotent; after a fork (gunicorn's workers) the parent's
         thread does not exist in the child, so the child starts its own."""
         if self._pid != os.getpid():
-            self._pid, self._thread = os.getpid(), None
+            self._pid, self._thread, self._side_thread = os.getpid(), None, None
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="handoff", daemon=True)
             self._thread.start()
+        if self.side_jobs is not None and (self._side_thread is None or not self._side_thread.is_alive()):
+            self._side_thread = threading.Thread(target=self._run_side_jobs, name="side-jobs", daemon=True)
+            self._side_thread.start()
 
     def kick(self) -> None:
         self._wake.set()
@@ -87,19 +93,24 @@ class HandoffWorker:
                 worked = False
             if worked:
                 continue
-            if self.side_jobs is not None:
-                try:
-                    if self.side_jobs():
-                        continue
-                except Exception:
-                    log.exception("background job error")
             try:
                 due = q.next_due(self.db.read())
             except Exception:
                 due = None
+            # `due` counts leases: a hand-off another worker is performing is not due here, so no busy loop.
             wait = 1.0 if due is None else min(1.0, max(0.0, due - time.time()))
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _run_side_jobs(self) -> None:
+        assert self.side_jobs is not None
+        while not self._stop.is_set():
+            try:
+                if self.side_jobs():
+                    continue
+            except Exception:
+                log.exception("background job error")
+            self._stop.wait(1.0)
 
     def run_once(self) -> bool:
         """Claim one due hand-off and perform it; False when nothing was due."""

@@ -60,7 +60,11 @@ def give_up(conn: sqlite3.Connection, handoff_id: int, now: float, error: str) -
 
 
 def next_due(conn: sqlite3.Connection) -> float | None:
-    row = conn.execute("SELECT MIN(next_attempt_ts) FROM handoffs WHERE done_ts IS NULL").fetchone()
+    """When the next hand-off can be claimed: one under another worker's lease is not claimable before the
+    lease ends (counting it as due made every idle worker spin on write transactions meanwhile)."""
+    row = conn.execute(
+        "SELECT MIN(MAX(next_attempt_ts, COALESCE(locked_until, 0))) FROM handoffs WHERE done_ts IS NULL"
+    ).fetchone()
     return row[0] if row else None
 
 

@@ -11,6 +11,16 @@ DIALOG_COLUMNS = (
     " last_message_at, message_count, transferred_at"
 )
 
+# A session is behind when its history was never read, or not read since it closed or since its last known
+# activity. (Same in `sessions_behind` and in each dialog's `complete`.)
+_SESSION_BEHIND = """(s.synced_at IS NULL OR s.synced_at < COALESCE(s.closed_at, '')
+                       OR s.synced_at < COALESCE(s.last_activity_at, ''))"""
+
+# Per dialog, as of the last sync: every session read from the portal's history with nothing newer known.
+CAPTURE_COLUMNS = f"""(SELECT MAX(s.synced_at) FROM sessions s WHERE s.chat_id = dialogs.chat_id) AS synced_at,
+    (SELECT count(*) > 0 AND NOT max({_SESSION_BEHIND}) FROM sessions s WHERE s.chat_id = dialogs.chat_id)
+        AS complete"""  # noqa: S608 - constant text
+
 
 @dataclass(frozen=True)
 class DialogFilter:
@@ -64,21 +74,24 @@ def list_dialogs(
         # A poll for recent activity usually matches a handful of dialogs: walk the time index and sort those,
         # instead of walking every dialog in chat_id order to find them.
         source = "dialogs INDEXED BY dialogs_last_message"
-    sql = f"SELECT {DIALOG_COLUMNS} FROM {source}"  # noqa: S608 - constant names, every value is bound
+    sql = f"SELECT {DIALOG_COLUMNS}, {CAPTURE_COLUMNS} FROM {source}"  # noqa: S608 - constant names, every value is bound
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY chat_id DESC LIMIT ?"
-    rows = [dict(r) for r in conn.execute(sql, [*args, limit + 1])]
+    rows = [_capture(dict(r)) for r in conn.execute(sql, [*args, limit + 1])]
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1]["chat_id"] if more and rows else None)
 
 
 def get_dialog(conn: sqlite3.Connection, chat_id: int) -> dict[str, Any] | None:
-    row = conn.execute(f"SELECT {DIALOG_COLUMNS} FROM dialogs WHERE chat_id = ?", (chat_id,)).fetchone()  # noqa: S608 - constant columns
+    row = conn.execute(
+        f"SELECT {DIALOG_COLUMNS}, {CAPTURE_COLUMNS} FROM dialogs WHERE chat_id = ?",  # noqa: S608 - constant columns
+        (chat_id,),
+    ).fetchone()
     if row is None:
         return None
-    dialog = dict(row)
+    dialog = _capture(dict(row))
     dialog["participants"] = [
         dict(r)
         for r in conn.execute(
@@ -96,6 +109,11 @@ def get_dialog(conn: sqlite3.Connection, chat_id: int) -> dict[str, Any] | None:
         )
     ]
     return dialog
+
+
+def _capture(row: dict[str, Any]) -> dict[str, Any]:
+    row["complete"] = bool(row["complete"])
+    return row
 
 
 def list_messages(
@@ -174,3 +192,56 @@ def attachments_to_download(conn: sqlite3.Connection, limit: int) -> list[dict[s
             (limit,),
         )
     ]
+
+
+def dialogs_to_look_up(conn: sqlite3.Connection, active_since: str, join_event: str, limit: int) -> list[int]:
+    """Chats whose current session only the portal can tell: none known (the bot got the join but no message
+    event), a join lately (a new session starts with one), or an open session active lately (the chat may have
+    moved on to a new one). Newest first."""
+    rows = conn.execute(
+        """SELECT chat_id FROM (
+               SELECT chat_id FROM dialogs d
+               WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.chat_id = d.chat_id)
+               UNION
+               SELECT chat_id FROM events WHERE received_at >= ? AND event = ? AND chat_id IS NOT NULL
+               UNION
+               SELECT chat_id FROM sessions
+               WHERE closed_at IS NULL AND COALESCE(last_activity_at, first_seen_at) >= ?)
+           ORDER BY chat_id DESC LIMIT ?""",
+        (active_since, join_event, active_since, limit),
+    )
+    return [r[0] for r in rows]
+
+
+def sessions_behind(conn: sqlite3.Connection) -> int:
+    """Sessions whose history we have not read since their last known change, plus dialogs with no known
+    session at all (each is at least one session behind). Counted once per sync run, not per /healthz."""
+    behind = conn.execute(f"SELECT count(*) FROM sessions s WHERE {_SESSION_BEHIND}").fetchone()[0]  # noqa: S608 - constant
+    unknown = conn.execute(
+        "SELECT count(*) FROM dialogs d WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.chat_id = d.chat_id)"
+    ).fetchone()[0]
+    return int(behind) + int(unknown)
+
+
+def sync_state(conn: sqlite3.Connection) -> dict[str, Any]:
+    """The last full sync's outcome (three settings rows: cheap enough for /healthz)."""
+    rows = dict(
+        conn.execute(
+            "SELECT key, value FROM settings WHERE key IN ('sync.last_at', 'sync.last_error', 'sync.sessions_behind')"
+        ).fetchall()
+    )
+    behind = rows.get("sync.sessions_behind")
+    return {
+        "last_sync_at": rows.get("sync.last_at"),
+        "sessions_behind": int(behind) if behind and behind.isdigit() else None,
+        "last_sync_error": rows.get("sync.last_error") or None,
+    }
+
+
+def sessions_complete(conn: sqlite3.Connection, session_ids: list[int]) -> set[int]:
+    """Those of `session_ids` whose history is in the archive with nothing newer known."""
+    if not session_ids:
+        return set()
+    marks = ",".join("?" * len(session_ids))
+    sql = f"SELECT session_id FROM sessions s WHERE session_id IN ({marks}) AND NOT {_SESSION_BEHIND}"  # noqa: S608 - constant
+    return {r[0] for r in conn.execute(sql, session_ids)}

@@ -10,6 +10,7 @@ from .. import metrics
 from ..bitrix.tokens import installation
 from ..jobs import v2bot
 from ..store import queue as q
+from ..store import reads
 from .state import services
 
 bp = Blueprint("status", __name__)
@@ -64,7 +65,9 @@ def healthz() -> Any:
         "problems": list(svc.ctx.settings.problems),
     }
     try:
-        body["pending_handoffs"] = q.pending_count(svc.ctx.db.read())
+        conn = svc.ctx.db.read()
+        body["pending_handoffs"] = q.pending_count(conn)
+        body.update(reads.sync_state(conn))  # three settings rows the last sync wrote: no scan here
         body["db_ok"] = True
         if svc.ctx.settings.bot_api == "v2":
             body["v2"] = v2bot.health(svc.ctx)

@@ -25,6 +25,7 @@ def test_hand_offs_after_a_token_expiry_while_sync_runs(app: App, portal: Portal
     app.env_extra.update(B24BOT_SYNC_AFTER_CLOSE_S="1", B24BOT_REST_TIMEOUT="10")  # the shipped timeout
     app.restart()
     assert app.install().status_code == 200
+    refreshes_at_install = portal.get("state")["refreshes"]  # the install proves itself with one exchange
     for chat in range(1000, 1000 + CLOSED):
         app.message(chat, chat * 10, "first", session_id=chat)
         app.message(chat, chat * 10 + 1, "second", session_id=chat + 5000)  # the first session is over
@@ -52,7 +53,7 @@ def test_hand_offs_after_a_token_expiry_while_sync_runs(app: App, portal: Portal
         portal.post("clear_faults")
         syncer.join(60)
     state = portal.get("state")
-    assert state["failed_refreshes"] == 0 and state["refreshes"] == 1
+    assert state["failed_refreshes"] == 0 and state["refreshes"] - refreshes_at_install == 1
     assert took < 4, f"hand-offs waited {took:.1f}s behind sync work"
 
 

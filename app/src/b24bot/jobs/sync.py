@@ -20,7 +20,7 @@ from pathlib import Path
 from ..bitrix import events as ev
 from ..bitrix import history as hist
 from ..bitrix.errors import BitrixError
-from ..store import queue, reads, writes
+from ..store import queue, reads, responses, writes
 from .context import Context
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,7 @@ def _store(ctx: Context, session_id: int, chat_id: int, h: hist.SessionHistory) 
         # The chat has moved on to another session: this one is over.
         closed = now if current and current != session_id else None
         writes.session_synced(conn, session_id, now, operators, closed)
+        responses.recompute(conn, [chat_id])  # history may have moved times or authors of captured messages
     return new
 
 

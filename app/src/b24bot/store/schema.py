@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from . import responses
 from .text import search_text
 
 
@@ -170,6 +171,9 @@ MIGRATIONS: list[Migration] = [
     CREATE VIRTUAL TABLE messages_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
     """,
     _v3_backfill_search,
+    # Viewer: per-session first-response figures, their indexes, the login rate-limit table. Written to be safe
+    # under any step number (guarded ALTERs, IF NOT EXISTS), so it can be renumbered when branches merge.
+    responses.add_columns,
 ]
 
 LATEST = len(MIGRATIONS)

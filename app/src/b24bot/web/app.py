@@ -1,4 +1,4 @@
-"""The Flask application: wiring only. Routes live in events.py, status.py, api.py and admin.py."""
+"""The Flask application: wiring only. Routes live in events.py, status.py, api.py, admin.py and ui*.py."""
 
 from __future__ import annotations
 
@@ -79,6 +79,9 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
     app.register_blueprint(events.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    from . import ui
+
+    ui.init_app(app)
 
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError) -> Any:

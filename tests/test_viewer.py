@@ -1,0 +1,245 @@
+"""The web viewer over HTTP (the browser journey is in test_viewer_browser.py): access, CSRF, escaping, figures
+kept at write time, downloads, CSV, erasure, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+from werkzeug.security import check_password_hash
+
+from conftest import (
+    ROOT,
+    VIEWER_PASSWORD,
+    VIEWER_USER,
+    App,
+    PortalSim,
+    csrf_of,
+    free_port,
+    viewer_env,
+    viewer_login,
+)
+
+
+def login_post(app: App, s: requests.Session, password: str, **extra: str) -> requests.Response:
+    token = csrf_of(s.get(app.url + "ui/login", timeout=10).text)
+    data = {"user": VIEWER_USER, "password": password, "csrf": token, **extra}
+    return s.post(app.url + "ui/login", data=data, allow_redirects=False, timeout=10)
+
+
+def test_pages_need_a_login_and_a_wrong_password_is_refused(viewer: App) -> None:
+    s = requests.Session()
+    resp = s.get(viewer.url + "ui/dialogs", allow_redirects=False, timeout=10)
+    assert resp.status_code == 303 and "/ui/login" in resp.headers["Location"]
+    resp = login_post(viewer, s, "wrong password")
+    assert resp.status_code == 401 and "Wrong user name or password" in resp.text
+    assert s.get(viewer.url + "ui/dialogs", allow_redirects=False, timeout=10).status_code == 303
+    # The API token is no viewer password.
+    assert login_post(viewer, requests.Session(), "api-token-0123456789abcdef").status_code == 401
+
+
+def test_session_cookie_flags_and_logout(viewer: App) -> None:
+    s = requests.Session()
+    resp = login_post(viewer, s, VIEWER_PASSWORD)
+    assert resp.status_code == 303
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/ui/" in cookie
+    assert "Secure" not in cookie  # plain http here: a Secure cookie would never come back
+    assert s.get(viewer.url + "ui/dialogs", timeout=10).status_code == 200
+    token = csrf_of(s.get(viewer.url + "ui/dialogs", timeout=10).text)
+    assert s.post(viewer.url + "ui/logout", data={"csrf": token}, allow_redirects=False, timeout=10).status_code == 303
+    assert s.get(viewer.url + "ui/dialogs", allow_redirects=False, timeout=10).status_code == 303
+    # Behind nginx the cookie and the links follow the public prefix.
+    page = requests.get(viewer.url + "ui/login", headers={"X-Forwarded-Prefix": "/python_bot"}, timeout=10)
+    assert 'action="/python_bot/ui/login"' in page.text and "Path=/python_bot/ui/" in page.headers["Set-Cookie"]
+    page = requests.get(viewer.url + "ui/login", headers={"X-Forwarded-Prefix": '/x"><script>'}, timeout=10)
+    assert "<script>" not in page.text.split("</head>")[1]
+
+
+def test_secure_cookie_when_configured(tmp_path: Path, portal: PortalSim) -> None:
+    app = App(tmp_path, portal, free_port())
+    app.env_extra.update(viewer_env(), B24BOT_VIEWER_SECURE_COOKIE="1")
+    app.start()
+    try:
+        # The login page already sets the cookie (its CSRF token); a client over plain http never sends it back.
+        resp = requests.get(app.url + "ui/login", timeout=10)
+        assert "Secure" in resp.headers["Set-Cookie"] and "HttpOnly" in resp.headers["Set-Cookie"]
+    finally:
+        app.stop()
+
+
+def test_every_post_needs_the_csrf_token(viewer: App) -> None:
+    s = viewer_login(viewer)
+    for data in ({"client": "5001", "confirm": "yes"}, {"client": "5001", "confirm": "yes", "csrf": "forged"}):
+        resp = s.post(viewer.url + "ui/erase", data=data, timeout=10)
+        assert resp.status_code == 400 and "CSRF" in resp.text
+    assert viewer.count("messages") > 0 and s.get(viewer.url + "ui/dialogs/201", timeout=10).status_code == 200
+    fresh = requests.Session()
+    fresh.get(viewer.url + "ui/login", timeout=10)
+    resp = fresh.post(viewer.url + "ui/login", data={"user": VIEWER_USER, "password": VIEWER_PASSWORD}, timeout=10)
+    assert resp.status_code == 400
+    assert s.post(viewer.url + "ui/logout", timeout=10).status_code == 400
+
+
+def test_login_rate_limit_holds_across_workers(viewer: App) -> None:
+    for _ in range(5):  # a fresh connection each time: gunicorn hands them to either worker
+        assert login_post(viewer, requests.Session(), "guess").status_code == 401
+    resp = login_post(viewer, requests.Session(), VIEWER_PASSWORD)
+    assert resp.status_code == 429 and "Too many failed logins" in resp.text
+    with viewer.db() as conn:
+        assert conn.execute("SELECT failures FROM viewer_logins").fetchone()[0] == 5
+
+
+def test_markup_in_messages_is_escaped(viewer: App) -> None:
+    s = viewer_login(viewer)
+    for path in ("ui/dialogs/201", "ui/search?q=спасибо"):
+        body = s.get(viewer.url + path, timeout=10).text
+        assert "&lt;script&gt;alert(" in body and "<script>alert" not in body
+    resp = s.get(viewer.url + "ui/dialogs/201", timeout=10)
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+def test_first_response_is_kept_per_session_at_write_time(viewer: App) -> None:
+    with viewer.db() as conn:
+        rows = {
+            r["session_id"]: dict(r)
+            for r in conn.execute(
+                "SELECT session_id, first_client_at, first_operator_at, first_operator_id, client_messages,"
+                " operator_messages FROM sessions"
+            )
+        }
+    assert rows[300]["first_operator_id"] == 7 and rows[300]["client_messages"] == 3
+    assert rows[300]["operator_messages"] == 1  # an edit is no new message
+    assert rows[302]["first_operator_at"] is None
+    s = viewer_login(viewer)
+    listing = s.get(viewer.url + "ui/dialogs", timeout=10).text
+    row_201 = listing.split('data-chat="201"')[1].split("</tr>")[0]
+    assert "1 min 30 s" in row_201
+    assert "waiting" in listing.split('data-chat="202"')[1].split("</tr>")[0]
+    unanswered = s.get(viewer.url + "ui/dialogs?unanswered=1", timeout=10).text
+    assert 'data-chat="202"' in unanswered and 'data-chat="201"' not in unanswered
+    line2 = s.get(viewer.url + "ui/dialogs?line=2", timeout=10).text
+    assert 'data-chat="202"' in line2 and 'data-chat="203"' not in line2
+
+
+def test_transcript_downloads_in_the_portal_time_zone(viewer: App) -> None:
+    s = viewer_login(viewer)
+    with viewer.db() as conn:
+        created = conn.execute("SELECT created_at FROM messages WHERE message_id = 9001").fetchone()[0]
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    local = datetime.fromisoformat(created).astimezone(ZoneInfo("Europe/Moscow")).strftime("%Y-%m-%d %H:%M:%S")
+    text = s.get(viewer.url + "ui/dialogs/201/transcript.txt", timeout=10).text
+    assert f"{local}  client Guest:\n    Добрый день! Где мой ЗАКАЗ 48213?" in text
+    assert "[edited]" in text and "[deleted]" in text
+    lines = s.get(viewer.url + "ui/dialogs/201/transcript.jsonl", timeout=10).text.splitlines()
+    assert [json.loads(x)["message_id"] for x in lines] == [9001, 9002, 9003, 9004]
+    page = s.get(viewer.url + "ui/dialogs/201", timeout=10).text
+    assert local in page and "original: Здравствуйте, заказ передан курьеру" in page
+
+
+def test_reports_and_csv_one_row_per_conversation_formulas_neutralised(viewer: App) -> None:
+    s = viewer_login(viewer)
+    page = s.get(viewer.url + "ui/reports", timeout=10).text
+    assert page.count('class="bar"') >= 2  # lines 1 and 2 on the seeded day
+    # 201 answered in 90 s; 203 after 10 min and 202 not for 2 h: both breach the 5 min SLA.
+    assert "33.3 %</strong> (1 of 3 sessions)" in page
+    breaches = page.split('id="breaches"')[1].split("</table>")[0]
+    assert "Guest #202" in breaches and "(no reply)" in breaches and "=HYPERLINK(1)" in breaches
+    assert "Guest #201" not in breaches
+    waiting = page.split('id="waiting"')[1]
+    assert "Waiting for an operator now (1)" in waiting and "Guest #202" in waiting
+    resp = s.get(viewer.url + "ui/reports.csv", timeout=10)
+    rows = list(csv.DictReader(io.StringIO(resp.content.decode("utf-8-sig"))))
+    by_chat = {r["chat_id"]: r for r in rows}
+    assert set(by_chat) == {"201", "202", "203"}
+    assert by_chat["201"]["first_response_s"] == "90" and by_chat["203"]["first_response_s"] == "600"
+    assert by_chat["203"]["client"] == "'=HYPERLINK(1)"
+    assert by_chat["202"]["first_response_s"] == "" and by_chat["202"]["line_id"] == "2"
+
+
+def test_erase_needs_the_confirmation(viewer: App) -> None:
+    s = viewer_login(viewer)
+    page = s.get(viewer.url + "ui/erase?client=5001", timeout=10).text
+    token = csrf_of(page)
+    resp = s.post(viewer.url + "ui/erase", data={"client": "5001", "csrf": token}, timeout=10)
+    assert resp.status_code == 400 and viewer.count("dialogs") == 3
+    resp = s.post(viewer.url + "ui/erase", data={"client": "5001", "csrf": token, "confirm": "yes"}, timeout=10)
+    assert resp.status_code == 200 and "Erased 1 dialogs, 4 messages" in resp.text
+    with viewer.db() as conn:
+        assert conn.execute("SELECT count(*) FROM messages WHERE chat_id = 201").fetchone()[0] == 0
+    assert s.get(viewer.url + "ui/dialogs/201", timeout=10).status_code == 404
+
+
+def test_bad_input_is_a_clear_4xx(viewer: App) -> None:
+    s = viewer_login(viewer)
+    for path, code in (
+        ("ui/dialogs?from=yesterday", 400),
+        ("ui/dialogs?cursor=-1", 400),
+        ("ui/dialogs?to=9999-12-31", 400),
+        ("ui/dialogs?status=maybe", 400),
+        ("ui/dialogs?from=2026-02-01&to=2026-01-01", 400),
+        ("ui/reports?from=2020-01-01&to=2026-01-01", 400),
+        ("ui/dialogs/999999", 404),
+        ("ui/dialogs/201/transcript.exe", 404),
+        ("ui/files/1", 404),
+        ("ui/search?q=%22%29%20OR%20*", 200),
+    ):
+        resp = s.get(viewer.url + path, timeout=10)
+        assert resp.status_code == code, (path, resp.status_code)
+        assert resp.headers["Content-Type"].startswith("text/html")
+
+
+def test_next_after_login_stays_inside_the_viewer(viewer: App) -> None:
+    for nxt, where in (
+        ("/ui/search?q=x", "/ui/search?q=x"),
+        ("//evil.example/", "/ui/dialogs"),
+        ("https://e.x/", "/ui/dialogs"),
+    ):
+        resp = login_post(viewer, requests.Session(), VIEWER_PASSWORD, next=nxt)
+        assert resp.headers["Location"] == where
+
+
+def test_viewer_is_off_without_accounts(app: App) -> None:
+    resp = requests.get(app.url + "ui/login", timeout=10)
+    assert resp.status_code == 503 and "B24BOT_VIEWER_USERS" in resp.text
+
+
+def test_passwd_prints_a_hash_from_stdin() -> None:
+    env = {"PYTHONPATH": str(ROOT / "app" / "src"), "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "b24bot", "passwd", "alice"]
+    out = subprocess.run(cmd, input="s3cret-pass\n", capture_output=True, text=True, env=env, check=True).stdout
+    user, _, hashed = out.strip().partition(":")
+    assert user == "alice" and check_password_hash(hashed, "s3cret-pass") and "s3cret" not in hashed
+    short = subprocess.run(cmd, input="short\n", capture_output=True, text=True, env=env)
+    assert short.returncode == 2
+
+
+def test_schema_step_is_safe_to_repeat_and_backfills(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "app" / "src"))
+    from b24bot.store import Database, responses
+
+    db = Database(tmp_path / "d.db")
+    with db.write() as conn:
+        conn.execute("INSERT INTO sessions (session_id, chat_id, first_seen_at) VALUES (1, 10, '2026-01-01')")
+        conn.executemany(
+            "INSERT INTO messages (message_id, chat_id, session_id, author_id, author_role, created_at)"
+            " VALUES (?, 10, 1, ?, ?, ?)",
+            [(1, 5, "client", "2026-01-01T10:00:00+00:00"), (2, 7, "operator", "2026-01-01T10:02:00+00:00")],
+        )
+        conn.execute("UPDATE sessions SET first_client_at = NULL, client_messages = 0")
+        responses.add_columns(conn)  # a second run: no error, and figures rebuilt from the messages
+    row = (
+        sqlite3.connect(tmp_path / "d.db")
+        .execute("SELECT first_client_at, first_operator_at, first_operator_id, client_messages FROM sessions")
+        .fetchone()
+    )
+    assert row == ("2026-01-01T10:00:00+00:00", "2026-01-01T10:02:00+00:00", 7, 1)

@@ -155,6 +155,9 @@ def test_reports_and_csv_one_row_per_conversation_formulas_neutralised(viewer: A
     breaches = page.split('id="breaches"')[1].split("</table>")[0]
     assert "Guest #202" in breaches and "(no reply)" in breaches and "=HYPERLINK(1)" in breaches
     assert "Guest #201" not in breaches
+    ops = page.split('id="operators"')[1].split("</table>")[0]
+    # Olga answered 201 in 90 s and 203 in 600 s: median (nearest rank) 90 s, p90 600 s, 2 sessions.
+    assert "<td>Operator Olga</td><td>1 min 30 s</td><td>10 min 0 s</td><td>2</td>" in ops
     waiting = page.split('id="waiting"')[1]
     assert "Waiting for an operator now (1)" in waiting and "Guest #202" in waiting
     resp = s.get(viewer.url + "ui/reports.csv", timeout=10)

@@ -98,12 +98,11 @@ def per_day(start: str, end: str, raw_from: str, raw_to: str) -> dict[str, Any]:
 def report() -> Any:
     start, end, raw_from, raw_to = _range()
     conn = services().ctx.db.read()
-    rows = reports.sessions(conn, start, end)
-    ops = reports.per_operator(rows)
-    settings = services().ctx.settings
-    sla = reports.sla(rows, settings.sla_minutes, datetime.now(timezone.utc))
+    ops = reports.per_operator(conn, start, end)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    sla = reports.sla(conn, start, end, services().ctx.settings.sla_minutes, now, BREACHES_SHOWN)
     waiting_total, waiting = reports.waiting_now(conn)
-    ids = {o["operator_id"] for o in ops} | {b["first_operator_id"] for b in sla["breaches"][:BREACHES_SHOWN]}
+    ids = {o["operator_id"] for o in ops} | {b["first_operator_id"] for b in sla["breaches"]}
     names = reports.operator_names(conn, list(ids))
     return page(
         "reports.html",
@@ -112,8 +111,7 @@ def report() -> Any:
         operators=ops,
         names=names,
         sla=sla,
-        breaches=sla["breaches"][:BREACHES_SHOWN],
-        sessions=len(rows),
+        breaches=sla["breaches"],
         waiting_total=waiting_total,
         waiting=waiting,
         now=datetime.now(timezone.utc),

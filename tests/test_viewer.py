@@ -125,6 +125,11 @@ def test_first_response_is_kept_per_session_at_write_time(viewer: App) -> None:
     assert "waiting" in listing.split('data-chat="202"')[1].split("</tr>")[0]
     unanswered = s.get(viewer.url + "ui/dialogs?unanswered=1", timeout=10).text
     assert 'data-chat="202"' in unanswered and 'data-chat="201"' not in unanswered
+    by_olga = s.get(viewer.url + "ui/dialogs?operator=7", timeout=10).text
+    assert 'data-chat="201"' in by_olga and 'data-chat="203"' in by_olga and 'data-chat="202"' not in by_olga
+    hits = s.get(viewer.url + "ui/search?q=заказ&operator=7", timeout=10).text
+    assert hits.count('class="hit"') == 2  # both messages of 201 (Olga's dialog) contain the word
+    assert 'id="no-hits"' in s.get(viewer.url + "ui/search?q=заказ&operator=5001", timeout=10).text
     line2 = s.get(viewer.url + "ui/dialogs?line=2", timeout=10).text
     assert 'data-chat="202"' in line2 and 'data-chat="203"' not in line2
 
@@ -246,3 +251,31 @@ def test_schema_step_is_safe_to_repeat_and_backfills(tmp_path: Path) -> None:
         .fetchone()
     )
     assert row == ("2026-01-01T10:00:00+00:00", "2026-01-01T10:02:00+00:00", 7, 1)
+
+
+def test_operator_filter_both_ways(tmp_path: Path) -> None:
+    """Few dialogs: through the user index; many: tested per dialog. Same answer either way."""
+    sys.path.insert(0, str(ROOT / "app" / "src"))
+    from b24bot.store import Database, viewer
+
+    db = Database(tmp_path / "d.db")
+    with db.write() as conn:
+        for chat in (1, 2, 3):
+            conn.execute(
+                "INSERT INTO dialogs (chat_id, dialog_id, first_seen_at) VALUES (?, ?, '2026-01-01')",
+                (chat, f"c{chat}"),
+            )
+            who = 7 if chat != 2 else 8
+            conn.execute(
+                "INSERT INTO participants (chat_id, user_id, role, first_seen_at) VALUES (?, ?, 'operator', '')",
+                (chat, who),
+            )
+    conn = db.read()
+    few = viewer.list_dialogs(conn, 10, None, viewer.ViewFilter(operator_id=7))[0]
+    old = viewer.FEW_DIALOGS
+    viewer.FEW_DIALOGS = 0
+    try:
+        many = viewer.list_dialogs(conn, 10, None, viewer.ViewFilter(operator_id=7))[0]
+    finally:
+        viewer.FEW_DIALOGS = old
+    assert [d["chat_id"] for d in few] == [d["chat_id"] for d in many] == [3, 1]

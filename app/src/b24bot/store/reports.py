@@ -58,18 +58,25 @@ _RANGE = "first_seen_at >= :start AND first_seen_at < :end AND first_client_at I
 
 
 def per_operator(conn: sqlite3.Connection, start: str, end: str) -> list[dict[str, Any]]:
-    """First-response time per operator (who gave the first reply): median and p90 (nearest rank), count."""
+    """First-response time per operator (who gave the first reply): median and p90 (nearest rank), count.
+    Grouped in Python: faster here than SQLite's window functions over tens of thousands of sessions."""
+    by_op: dict[int | None, list[float]] = {}
     rows = conn.execute(
-        f"""WITH r AS (SELECT first_operator_id AS op, {_RS} AS rs FROM sessions
-                       WHERE {_RANGE} AND first_operator_at IS NOT NULL),
-                 k AS (SELECT op, rs, ROW_NUMBER() OVER (PARTITION BY op ORDER BY rs) AS n,
-                              COUNT(*) OVER (PARTITION BY op) AS c FROM r)
-            SELECT op, c, MAX(CASE WHEN n = MAX(1, (c * 50 + 99) / 100) THEN rs END),
-                          MAX(CASE WHEN n = MAX(1, (c * 90 + 99) / 100) THEN rs END)
-            FROM k GROUP BY op, c ORDER BY c DESC""",  # noqa: S608 - fixed clauses
+        f"SELECT first_operator_id, {_RS} FROM sessions WHERE {_RANGE} AND first_operator_at IS NOT NULL",  # noqa: S608
         {"start": start, "end": end},
     )
-    return [{"operator_id": r[0], "count": r[1], "median_s": r[2], "p90_s": r[3]} for r in rows]
+    for op, rs in rows:
+        by_op.setdefault(op, []).append(rs)
+    out = []
+    for op, values in by_op.items():
+        values.sort()
+        out.append({"operator_id": op, "count": len(values), "median_s": _rank(values, 50), "p90_s": _rank(values, 90)})
+    return sorted(out, key=lambda x: -x["count"])
+
+
+def _rank(sorted_values: list[float], pct: int) -> float:
+    """Nearest-rank percentile: the smallest value with at least pct % of the values at or below it."""
+    return sorted_values[max(1, -(-len(sorted_values) * pct // 100)) - 1]
 
 
 def sla(conn: sqlite3.Connection, start: str, end: str, minutes: float, now: str, shown: int) -> dict[str, Any]:

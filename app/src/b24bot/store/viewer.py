@@ -31,7 +31,21 @@ LEFT JOIN sessions s ON s.session_id = (SELECT MAX(session_id) FROM sessions WHE
 """
 
 
-def _dialog_where(f: ViewFilter, time_col: str) -> tuple[list[str], list[Any]]:
+FEW_DIALOGS = 2000
+
+
+def _operator_clause(conn: sqlite3.Connection, operator_id: int) -> str:
+    """An operator in few dialogs: collect them through the user index. One in many: test each dialog walked
+    (newest first, stopping at a page) by its primary key, instead of building a set of tens of thousands."""
+    n = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM participants WHERE user_id = ? LIMIT ?)", (operator_id, FEW_DIALOGS + 1)
+    ).fetchone()[0]
+    if n <= FEW_DIALOGS:
+        return "d.chat_id IN (SELECT chat_id FROM participants WHERE user_id = ? AND role = 'operator')"
+    return "EXISTS (SELECT 1 FROM participants p WHERE p.chat_id = d.chat_id AND p.user_id = ? AND p.role = 'operator')"
+
+
+def _dialog_where(conn: sqlite3.Connection, f: ViewFilter, time_col: str) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
     if f.line_id:
@@ -41,7 +55,7 @@ def _dialog_where(f: ViewFilter, time_col: str) -> tuple[list[str], list[Any]]:
         where.append("d.connector = ?")
         args.append(f.connector)
     if f.operator_id is not None:
-        where.append("d.chat_id IN (SELECT chat_id FROM participants WHERE user_id = ? AND role = 'operator')")
+        where.append(_operator_clause(conn, f.operator_id))
         args.append(f.operator_id)
     if f.start:
         where.append(f"{time_col} >= ?")
@@ -56,7 +70,7 @@ def list_dialogs(
     conn: sqlite3.Connection, limit: int, before_chat_id: int | None, f: ViewFilter
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest dialogs first with their latest session's figures; (rows, cursor of the next page or None)."""
-    where, args = _dialog_where(f, "d.first_seen_at")
+    where, args = _dialog_where(conn, f, "d.first_seen_at")
     if before_chat_id is not None:
         where.append("d.chat_id < ?")
         args.append(before_chat_id)
@@ -188,7 +202,7 @@ def search(
     expr = fts_query(query)
     if not expr:
         return [], None
-    where, args = _dialog_where(f, "m.created_at")
+    where, args = _dialog_where(conn, f, "m.created_at")
     sql = """SELECT m.message_id, m.chat_id, m.author_id, m.author_role, m.text, m.created_at, m.deleted,
                     d.title, d.line_id, d.connector
              FROM messages_fts JOIN messages m ON m.message_id = messages_fts.rowid

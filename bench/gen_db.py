@@ -146,6 +146,11 @@ def _viewer_tables(conn: sqlite3.Connection, quiet_before: datetime) -> None:
     rows = conn.execute("SELECT message_id, text FROM messages")
     conn.executemany("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", ((m, search_text(t)) for m, t in rows))
     responses.recompute(conn)
+    conn.execute(  # one finished hand-off per dialog, as the app leaves them
+        """INSERT INTO handoffs (chat_id, target, created_ts, next_attempt_ts, attempts, done_ts, outcome)
+           SELECT chat_id, 'operator', strftime('%s', first_seen_at), strftime('%s', first_seen_at), 1,
+                  strftime('%s', first_seen_at) + 1, 'transferred' FROM dialogs"""
+    )
     conn.execute(
         """UPDATE sessions SET closed_at = (SELECT last_message_at FROM dialogs d WHERE d.chat_id = sessions.chat_id)
            WHERE chat_id IN (SELECT chat_id FROM dialogs WHERE last_message_at < ?)""",

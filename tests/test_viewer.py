@@ -279,3 +279,30 @@ def test_operator_filter_both_ways(tmp_path: Path) -> None:
     finally:
         viewer.FEW_DIALOGS = old
     assert [d["chat_id"] for d in few] == [d["chat_id"] for d in many] == [3, 1]
+
+
+def test_attachments_served_only_from_the_archive(viewer: App) -> None:
+    files = viewer.data_dir / "files"
+    files.mkdir(exist_ok=True)
+    (files / "ab12").write_bytes(b"%PDF-1.4 invoice")
+    outside = viewer.data_dir / "auth-copy.json"
+    outside.write_text("{}")
+    with viewer.db() as conn:
+        conn.executemany(
+            "INSERT INTO attachments (file_id, message_id, chat_id, name, path, first_seen_at, url)"
+            " VALUES (?, 9001, 201, ?, ?, '2026-01-01', ?)",
+            [
+                (1, "invoice.pdf", str(files / "ab12"), ""),
+                (2, "x.json", str(outside), ""),
+                (3, "photo.jpg", None, "https://portal.example/x.jpg"),
+            ],
+        )
+    s = viewer_login(viewer)
+    resp = s.get(viewer.url + "ui/files/1", timeout=10)
+    assert resp.status_code == 200 and resp.content == b"%PDF-1.4 invoice"
+    assert "filename=invoice.pdf" in resp.headers["Content-Disposition"]
+    assert s.get(viewer.url + "ui/files/2", timeout=10).status_code == 404  # outside files/: never served
+    assert s.get(viewer.url + "ui/files/3", timeout=10).status_code == 404  # not archived
+    page = s.get(viewer.url + "ui/dialogs/201", timeout=10).text
+    assert 'href="/ui/files/1">invoice.pdf</a> (archived)' in page
+    assert 'href="https://portal.example/x.jpg" rel="noreferrer noopener">photo.jpg</a> (on the portal)' in page

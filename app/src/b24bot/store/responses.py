@@ -31,6 +31,7 @@ def add_columns(conn: sqlite3.Connection) -> None:
         " WHERE first_operator_at IS NULL AND closed_at IS NULL"
     )
     conn.execute("CREATE INDEX IF NOT EXISTS dialogs_line ON dialogs(line_id, chat_id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS handoffs_chat ON handoffs(chat_id)")  # a transcript's hand-offs
     conn.execute(
         """CREATE TABLE IF NOT EXISTS viewer_logins (
                key          TEXT PRIMARY KEY,

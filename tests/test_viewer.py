@@ -52,9 +52,15 @@ def test_session_cookie_flags_and_logout(viewer: App) -> None:
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/ui/" in cookie
     assert "Secure" not in cookie  # plain http here: a Secure cookie would never come back
     assert s.get(viewer.url + "ui/dialogs", timeout=10).status_code == 200
+    cookie_value = s.cookies["b24bot_viewer"]
+    copy = requests.get(viewer.url + "ui/dialogs", cookies={"b24bot_viewer": cookie_value}, timeout=10)
+    assert 'id="dialogs"' in copy.text  # the copy works while the session lives
     token = csrf_of(s.get(viewer.url + "ui/dialogs", timeout=10).text)
     assert s.post(viewer.url + "ui/logout", data={"csrf": token}, allow_redirects=False, timeout=10).status_code == 303
     assert s.get(viewer.url + "ui/dialogs", allow_redirects=False, timeout=10).status_code == 303
+    # A copy of the cookie taken before logout is dead too: sessions live on the server.
+    replay = requests.get(viewer.url + "ui/dialogs", cookies={"b24bot_viewer": cookie_value}, timeout=10)
+    assert "/ui/login" in replay.url and 'id="dialogs"' not in replay.text
     # Behind nginx the cookie and the links follow the public prefix.
     page = requests.get(viewer.url + "ui/login", headers={"X-Forwarded-Prefix": "/python_bot"}, timeout=10)
     assert 'action="/python_bot/ui/login"' in page.text and "Path=/python_bot/ui/" in page.headers["Set-Cookie"]

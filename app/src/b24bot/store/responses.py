@@ -20,7 +20,7 @@ COLUMNS = {
 
 
 def add_columns(conn: sqlite3.Connection) -> None:
-    """Schema step (safe to run twice, whatever its number): columns, indexes, the login counter table."""
+    """Schema step (safe to run twice, whatever its number): columns and indexes, figures rebuilt."""
     have = {r[1] for r in conn.execute("PRAGMA table_info(sessions)")}
     for name, decl in COLUMNS.items():
         if name not in have:
@@ -32,13 +32,6 @@ def add_columns(conn: sqlite3.Connection) -> None:
     )
     conn.execute("CREATE INDEX IF NOT EXISTS dialogs_line ON dialogs(line_id, chat_id)")
     conn.execute("CREATE INDEX IF NOT EXISTS handoffs_chat ON handoffs(chat_id)")  # a transcript's hand-offs
-    conn.execute(
-        """CREATE TABLE IF NOT EXISTS viewer_logins (
-               key          TEXT PRIMARY KEY,
-               failures     INTEGER NOT NULL,
-               window_start REAL NOT NULL
-           ) WITHOUT ROWID"""
-    )
     recompute(conn)
 
 

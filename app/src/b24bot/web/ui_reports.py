@@ -17,7 +17,7 @@ from .ui_pages import day_bounds
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 400
-BREACHES_SHOWN = 200
+BREACHES_SHOWN = 100
 PALETTE = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#546e7a")
 CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 

@@ -312,3 +312,23 @@ def test_attachments_served_only_from_the_archive(viewer: App) -> None:
     page = s.get(viewer.url + "ui/dialogs/201", timeout=10).text
     assert 'href="/ui/files/1">invoice.pdf</a> (archived)' in page
     assert 'href="https://portal.example/x.jpg" rel="noreferrer noopener">photo.jpg</a> (on the portal)' in page
+
+
+def test_csv_neutralises_every_formula_prefix() -> None:
+    sys.path.insert(0, str(ROOT / "app" / "src"))
+    from b24bot.web.ui_reports import neutralise
+
+    for cell in ("=1+1", "+7 900", "-2", "@SUM(A1)", "\tx", "\rx"):
+        assert neutralise(cell) == "'" + cell
+    assert neutralise("Guest #1") == "Guest #1" and neutralise(42) == 42 and neutralise("") == ""
+
+
+def test_session_key_file_is_private_and_shared(viewer: App) -> None:
+    key = viewer.data_dir / "viewer-secret"
+    assert key.stat().st_mode & 0o777 == 0o600 and len(key.read_text()) == 64
+    s = viewer_login(viewer)
+    for _ in range(6):  # fresh connections land on both workers: each accepts the other's cookie
+        assert 'id="dialogs"' in requests.get(viewer.url + "ui/dialogs", cookies=s.cookies, timeout=10).text
+    headers = {"X-Forwarded-Prefix": "/python_bot"}
+    home = requests.get(viewer.url + "ui", headers=headers, allow_redirects=False, timeout=10)
+    assert home.status_code == 303 and home.headers["Location"].startswith("/python_bot/ui/")

@@ -283,6 +283,7 @@ def logout() -> Any:
     return redirect(link("ui.login"), 303)
 
 
+@bp.get("")
 @bp.get("/")
 def home() -> Any:
     return redirect(link("ui.dialogs"), 303)

@@ -332,3 +332,24 @@ def test_session_key_file_is_private_and_shared(viewer: App) -> None:
     headers = {"X-Forwarded-Prefix": "/python_bot"}
     home = requests.get(viewer.url + "ui", headers=headers, allow_redirects=False, timeout=10)
     assert home.status_code == 303 and home.headers["Location"].startswith("/python_bot/ui/")
+
+
+def test_transcript_pages_both_ways_and_lands_on_a_message(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "app" / "src"))
+    from b24bot.store import Database, viewer
+
+    db = Database(tmp_path / "d.db")
+    with db.write() as conn:
+        conn.executemany(
+            "INSERT INTO messages (message_id, chat_id, author_role, created_at) VALUES (?, 5, 'client', '2026')",
+            [(i,) for i in range(1, 451)],
+        )
+    conn = db.read()
+    first = viewer.transcript_page(conn, 5, 0)
+    assert [m["message_id"] for m in first["messages"]][:2] == [1, 2] and first["next"] == 200 and first["prev"] is None
+    second = viewer.transcript_page(conn, 5, first["next"])
+    assert second["messages"][0]["message_id"] == 201 and second["next"] == 400 and second["prev"] == 0
+    third = viewer.transcript_page(conn, 5, second["next"])
+    assert len(third["messages"]) == 50 and third["next"] is None and third["prev"] == 200
+    at = viewer.transcript_page(conn, 5, viewer.page_start(conn, 5, 300))
+    assert at["messages"][0]["message_id"] == 295  # a few messages of context before the hit

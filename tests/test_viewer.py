@@ -353,3 +353,31 @@ def test_transcript_pages_both_ways_and_lands_on_a_message(tmp_path: Path) -> No
     assert len(third["messages"]) == 50 and third["next"] is None and third["prev"] == 200
     at = viewer.transcript_page(conn, 5, viewer.page_start(conn, 5, 300))
     assert at["messages"][0]["message_id"] == 295  # a few messages of context before the hit
+
+
+def test_history_sync_rebuilds_the_session_figures(installed: App, portal: PortalSim) -> None:
+    """The event said "now"; the portal's history has the real times and a phone reply the events missed."""
+    installed.join(600)
+    installed.message(600, 6001, "Где мой заказ?", session_id=77)
+    client = {"author_id": 5001, "name": "Guest", "connector": True}
+    portal.post(
+        "history",
+        {
+            "session_id": 77,
+            "chat_id": 600,
+            "entity_id": "telegrambot|1|ext600|5001",
+            "messages": [
+                {"id": 6001, "text": "Где мой заказ?", "date": "2026-03-11T10:00:00+03:00", **client},
+                {"id": 6002, "text": "В пути", "date": "2026-03-11T10:05:00+03:00", "author_id": 7, "name": "Olga"},
+                {"id": 6003, "text": "Спасибо!", "date": "2026-03-11T10:06:00+03:00", **client},
+            ],
+        },
+    )
+    env = installed.env
+    subprocess.run([sys.executable, "-m", "b24bot", "sync"], env=env, check=True, capture_output=True, timeout=120)
+    with installed.db() as conn:
+        row = conn.execute(
+            "SELECT first_client_at, first_operator_at, first_operator_id, client_messages, operator_messages"
+            " FROM sessions WHERE session_id = 77"
+        ).fetchone()
+    assert tuple(row) == ("2026-03-11T07:00:00+00:00", "2026-03-11T07:05:00+00:00", 7, 2, 1)

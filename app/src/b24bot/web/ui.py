@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Flask, Response, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from markupsafe import Markup
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -114,9 +114,12 @@ def _account_fingerprint(hashed: str) -> str:
 
 
 def current_user() -> str | None:
-    user = session.get("user")
+    """The account of a live server-side session: logout and expiry hold even against a copied cookie."""
+    user, sid = session.get("user"), session.get("sid")
     users = services().ctx.settings.viewer_users
-    if not user or user not in users or session.get("acct") != _account_fingerprint(users[user]):
+    if not user or not sid or user not in users or session.get("acct") != _account_fingerprint(users[user]):
+        return None
+    if logins.session_user(services().ctx.db.read(), sid, time.time()) != user:
         return None
     return user
 
@@ -138,7 +141,8 @@ def guard() -> Any:
         expected = session.get("csrf", "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             return page("error.html", 400, message="The form has expired or did not come from this site (CSRF).")
-    if request.endpoint in OPEN_ENDPOINTS or current_user():
+    g.viewer_user = current_user() if request.endpoint != "ui.static" else None
+    if request.endpoint in OPEN_ENDPOINTS or g.viewer_user:
         return None
     target = request.full_path if request.method == "GET" else ""
     url = link("ui.login", next=target.rstrip("?")) if target else link("ui.login")
@@ -172,7 +176,7 @@ def ui_link(endpoint: str, **values: Any) -> str:
 def common() -> dict[str, Any]:
     if request.blueprint != "ui":
         return {}
-    return {"csrf_token": csrf_token, "viewer_user": session.get("user"), "tz_name": _tz_name()}
+    return {"csrf_token": csrf_token, "viewer_user": g.get("viewer_user"), "tz_name": _tz_name()}
 
 
 # ---- formatting -----------------------------------------------------------------------------------------------
@@ -265,20 +269,28 @@ def login() -> Any:
         return page("login.html", 429, next=nxt, error="Too many failed logins: try again in 15 minutes.")
     hashed = ctx.settings.viewer_users.get(user)
     ok = check_password_hash(hashed or _DUMMY_HASH, password) and hashed is not None
+    sid = secrets.token_urlsafe(24)
     with ctx.db.write() as conn:
-        (logins.succeeded if ok else logins.failed)(conn, key, *(() if ok else (now, LOGIN_WINDOW_S)))
+        if ok:
+            logins.succeeded(conn, key)
+            logins.session_start(conn, sid, user, now, SESSION_HOURS * 3600)
+        else:
+            logins.failed(conn, key, now, LOGIN_WINDOW_S)
     if not ok:
         log.warning("viewer: failed login from %s", request.remote_addr)
         return page("login.html", 401, next=nxt, error="Wrong user name or password.")
     session.clear()
     session.permanent = True
-    session.update(user=user, acct=_account_fingerprint(hashed or ""), csrf=secrets.token_urlsafe(32))
+    session.update(user=user, sid=sid, acct=_account_fingerprint(hashed or ""), csrf=secrets.token_urlsafe(32))
     log.info("viewer: %s logged in", user)
     return redirect(safe_next(nxt), 303)
 
 
 @bp.post("/logout")
 def logout() -> Any:
+    if session.get("sid"):
+        with services().ctx.db.write() as conn:
+            logins.session_end(conn, session["sid"])
     session.clear()
     return redirect(link("ui.login"), 303)
 

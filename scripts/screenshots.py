@@ -87,7 +87,7 @@ def shoot(b: c.Browser, out: Path) -> None:
     b.css("#user").send_keys(c.VIEWER_USER)
     b.css("#password").send_keys(c.VIEWER_PASSWORD)
     b.css("#login").click()
-    b.wait(lambda d: d.current_url.endswith("/ui/dialogs"), "the dialogs list")
+    b.wait(lambda d: "/ui/login" not in d.current_url and b.all("#dialogs"), "the dialogs list")
     pages = {
         "dialogs.png": "ui/dialogs",
         "transcript.png": "ui/dialogs/201",

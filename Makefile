@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help: ## this list
 	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-tools: ## install the host tools lint and pytest need (python3-venv, make) when missing
+tools: ## install the host tools lint and pytest need (python3-venv, make, chromium) when missing
 	@scripts/bootstrap.sh --no-docker
 
 tools-docker: ## the same plus docker.io, debootstrap, zstd and one running dockerd (Molecule, demo)

@@ -28,7 +28,9 @@ def iso(dt: datetime) -> str:
     return dt.isoformat(timespec="seconds")
 
 
-def generate(path: Path, n_messages: int, n_dialogs: int, seed: int = 42) -> dict[str, Any]:
+def generate(path: Path, n_messages: int, n_dialogs: int, seed: int = 42, viewer: bool = False) -> dict[str, Any]:
+    """viewer=True also fills what the viewer reads and ingest keeps in production: the search index, the
+    per-session first-response figures, and sessions closed once their dialog went quiet (all but the last day)."""
     t0 = time.perf_counter()
     if path.exists():
         path.unlink()
@@ -105,6 +107,8 @@ def generate(path: Path, n_messages: int, n_dialogs: int, seed: int = 42) -> dic
         "UPDATE dialogs SET message_count = ?, last_message_at = ? WHERE chat_id = ?",
         ((counts[i], last[i] or None, chats[i]) for i in range(n_dialogs)),
     )
+    if viewer:
+        _viewer_tables(conn, START + timedelta(seconds=span - 86400))
     conn.execute("COMMIT")
     # No ANALYZE: the app never runs it, so the query planner here sees what it sees in production.
     conn.execute("PRAGMA journal_mode=WAL")
@@ -124,6 +128,25 @@ def generate(path: Path, n_messages: int, n_dialogs: int, seed: int = 42) -> dic
         ],
         "span": (iso(START), iso(START + timedelta(seconds=span))),
     }
+
+
+def _viewer_tables(conn: sqlite3.Connection, quiet_before: datetime) -> None:
+    from b24bot.store import responses
+    from b24bot.store.text import search_text
+
+    rows = conn.execute("SELECT message_id, text FROM messages")
+    conn.executemany("INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", ((m, search_text(t)) for m, t in rows))
+    responses.recompute(conn)
+    conn.execute(  # one finished hand-off per dialog, as the app leaves them
+        """INSERT INTO handoffs (chat_id, target, created_ts, next_attempt_ts, attempts, done_ts, outcome)
+           SELECT chat_id, 'operator', strftime('%s', first_seen_at), strftime('%s', first_seen_at), 1,
+                  strftime('%s', first_seen_at) + 1, 'transferred' FROM dialogs"""
+    )
+    conn.execute(
+        """UPDATE sessions SET closed_at = (SELECT last_message_at FROM dialogs d WHERE d.chat_id = sessions.chat_id)
+           WHERE chat_id IN (SELECT chat_id FROM dialogs WHERE last_message_at < ?)""",
+        (iso(quiet_before),),
+    )
 
 
 if __name__ == "__main__":

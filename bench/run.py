@@ -1,6 +1,6 @@
 """`make bench`: run the benchmark parts, write bench/results/*.json, bench/results/summary.md and the README table.
 
-    bench/run.py                     every part (ingest, handoff, token, api, deploy, v2)
+    bench/run.py                     every part (ingest, handoff, token, api, viewer, deploy, v2, backfill)
     bench/run.py --only deploy       one or more parts (comma-separated)
     bench/run.py --skip deploy       everything but the slow deploy part
     bench/run.py --quick             smaller runs (a smoke test of the bench itself, not for publishing)
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, ROOT, WORK, log, machine
 
-PARTS = ("ingest", "handoff", "token", "api", "deploy", "v2", "backfill")
+PARTS = ("ingest", "handoff", "token", "api", "viewer", "deploy", "v2", "backfill")
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -157,6 +157,24 @@ def table() -> str:
             f"API: {db['messages']:,} messages in {db['dialogs']:,} dialogs ({db['size_mb']} MB, generated in"
             f" {db['seconds']} s by bench/gen_db.py); pages of 100 unless noted; one client."
         )
+
+    vw = _load("viewer")
+    if vw and not vw.get("quick"):
+        machines["viewer"] = vw["machine"]["date"]
+        base = vw["pages"]["healthz (baseline)"]
+        for name, p in vw["pages"].items():
+            if p["goal_p99_ms"] is None:
+                continue
+            rows.append(
+                (
+                    f"4b Viewer: {name}",
+                    f"p50 {_fmt(p['p50_ms'])} ms, p99 {_fmt(p['p99_ms'])} ms",
+                    f"healthz p50 {_fmt(base['p50_ms'])} ms",
+                    f"p99 < {p['goal_p99_ms']} ms",
+                    _yes(p["p99_ms"] < p["goal_p99_ms"] and p["errors"] == 0),
+                )
+            )
+        notes.append("Viewer: the same generated database plus its search index and per-session figures; logged in.")
 
     dep = _load("deploy")
     if dep:
@@ -409,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
                 import api
 
                 api.run(args.quick)
+            elif part == "viewer":
+                import viewer
+
+                viewer.run(args.quick)
             elif part == "deploy":
                 import deploy
 

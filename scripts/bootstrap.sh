@@ -4,7 +4,8 @@
 # typed beforehand. Idempotent and quick when everything is there already.
 #
 #   scripts/bootstrap.sh            host tools + a running docker daemon
-#   scripts/bootstrap.sh --no-docker  host tools for lint and pytest only (no docker daemon needed)
+#   scripts/bootstrap.sh --no-docker  host tools for lint and pytest only (python3-venv, make, chromium and its
+#                                     driver for the browser tests; no docker daemon needed)
 #
 # Where it cannot install (not root, no apt-get) it prints the exact command to run and exits 1.
 set -euo pipefail
@@ -17,6 +18,9 @@ docker_wanted=1
 need=()
 command -v make >/dev/null || need+=(make)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# The viewer's browser tests drive Debian's chromium through its own driver (no download at run time).
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if ((docker_wanted)); then
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v debootstrap >/dev/null || need+=(debootstrap)

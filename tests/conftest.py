@@ -200,10 +200,15 @@ class App:
         session_id: int | None = 300,
         portal: forms.Portal | None = None,
         system: bool = False,
+        ts: int | None = None,
+        line: int = 1,
+        client_id: int = 5001,
+        name: str | None = None,
+        title: str | None = None,
     ) -> requests.Response:
         assert self.portal_ids and self.bot_id
-        author = author if author is not None else (5001 if client else 7)
-        entity = forms.lines_entity("telegrambot", 1, f"ext{chat_id}", 5001)
+        author = author if author is not None else (client_id if client else 7)
+        entity = forms.lines_entity("telegrambot", line, f"ext{chat_id}", client_id)
         return self.post(
             forms.message(
                 portal or self.portal_ids,
@@ -212,12 +217,14 @@ class App:
                 message_id,
                 text,
                 author,
-                "Guest" if client else "Operator Olga",
+                name or ("Guest" if client else "Operator Olga"),
                 client,
                 entity,
                 session_id,
                 kind,
                 system,
+                ts,
+                title,
             )
         )
 
@@ -266,3 +273,163 @@ def app(tmp_path: Path, portal: PortalSim) -> Iterator[App]:
 def installed(app: App) -> App:
     assert app.install().status_code == 200
     return app
+
+
+# ---- the web viewer -----------------------------------------------------------------------------------------------
+
+VIEWER_USER = "quality"
+VIEWER_PASSWORD = "correct horse battery staple"
+VIEWER_TZ = "Europe/Moscow"
+
+
+def viewer_env() -> dict[str, str]:
+    from werkzeug.security import generate_password_hash
+
+    return {
+        "B24BOT_VIEWER_USERS": f"{VIEWER_USER}:{generate_password_hash(VIEWER_PASSWORD)}",
+        "B24BOT_TIMEZONE": VIEWER_TZ,
+    }
+
+
+def seed_viewer(app: App, t0: int) -> None:
+    """Dialogs through the real event path: an answered one (with an edit, a deletion, markup in a message),
+    one still waiting on line 2, one answered after 10 minutes whose title Excel would run as a formula."""
+    assert app.join(201, line=1, client=5001).status_code == 200
+    formula = {"client_id": 5003, "session_id": 303, "title": "=HYPERLINK(1)"}
+    steps: list[tuple[int, int, str, dict[str, Any]]] = [
+        (201, 9001, "Добрый день! Где мой ЗАКАЗ 48213?", {"ts": t0}),
+        (201, 9002, "Здравствуйте, заказ передан курьеру", {"client": False, "ts": t0 + 90}),
+        (201, 9002, "Здравствуйте! Заказ 48213 передан курьеру.", {"client": False, "kind": "edit", "ts": t0 + 120}),
+        (201, 9003, "<script>alert('x')</script> спасибо", {"ts": t0 + 150}),
+        (201, 9004, "oops, wrong chat", {"ts": t0 + 160}),
+        (201, 9004, "", {"kind": "delete", "ts": t0 + 170}),
+        (202, 9101, "Hello, is anyone there?", {"ts": t0 + 60, "line": 2, "client_id": 5002, "session_id": 302}),
+        (203, 9201, "Need an invoice", {"ts": t0, **formula}),
+        (203, 9202, "Sent it", {"client": False, "ts": t0 + 600, **formula}),
+    ]
+    for chat, mid, text, kw in steps:
+        resp = app.message(chat, mid, text, **kw)
+        assert resp.status_code == 200, resp.text
+
+
+@pytest.fixture
+def viewer(tmp_path: Path, portal: PortalSim) -> Iterator[App]:
+    """The app with one viewer account, installed and seeded; times shown in Moscow time."""
+    a = App(tmp_path, portal, free_port())
+    a.env_extra.update(viewer_env())
+    a.start()
+    assert a.install().status_code == 200
+    seed_viewer(a, int(time.time()) - 7200)
+    yield a
+    a.stop()
+
+
+def viewer_login(app: App, session: requests.Session | None = None) -> requests.Session:
+    """A logged-in requests session (GET the login page for the CSRF token, then POST it)."""
+    s = session or requests.Session()
+    page = s.get(app.url + "ui/login", timeout=10)
+    token = csrf_of(page.text)
+    resp = s.post(
+        app.url + "ui/login",
+        data={"user": VIEWER_USER, "password": VIEWER_PASSWORD, "csrf": token},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert resp.status_code == 303, resp.text
+    return s
+
+
+def csrf_of(html: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+# ---- a real browser (Debian's chromium + chromium-driver, driven by Selenium) ------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)  # lets fixtures see whether the test failed
+    return report
+
+
+class Browser:
+    """Headless chromium on the viewer; every page it reaches is screenshot, kept only when the test fails."""
+
+    def __init__(self, app: App, out: Path) -> None:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        self.app = app
+        self.shots = out / "screenshots"
+        self.downloads = out / "downloads"
+        self.shots.mkdir()
+        self.downloads.mkdir()
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+            options.add_argument(arg)
+        options.add_experimental_option(
+            "prefs", {"download.default_directory": str(self.downloads), "download.prompt_for_download": False}
+        )
+        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        self.driver.execute_cdp_cmd(
+            "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(self.downloads)}
+        )
+        self.driver.implicitly_wait(0)
+        self._n = 0
+
+    def get(self, path: str) -> None:
+        self.driver.get(self.app.url + path)
+        self.snap(path)
+
+    def snap(self, name: str) -> None:
+        self._n += 1
+        safe = "".join(c if c.isalnum() else "-" for c in name)[:60]
+        self.driver.save_screenshot(str(self.shots / f"{self._n:02d}-{safe}.png"))
+
+    def wait(self, predicate: Any, what: str, timeout: float = 10.0) -> Any:
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        # htmx swaps elements out from under a predicate that is reading them: try again.
+        wait = WebDriverWait(self.driver, timeout, ignored_exceptions=[StaleElementReferenceException])
+        return wait.until(lambda d: predicate(d), message=what)
+
+    def css(self, selector: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, selector)
+
+    def all(self, selector: str) -> list[Any]:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+@pytest.fixture
+def browser(request: pytest.FixtureRequest, tmp_path: Path, viewer: App) -> Iterator[Browser]:
+    """Fails (never skips) when chromium or its driver is missing: CI installs both (.ci/run)."""
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: apt-get install -y chromium chromium-driver", pytrace=False)
+    b = Browser(viewer, tmp_path)
+    yield b
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    try:
+        if failed:
+            b.snap("at-failure")
+            (tmp_path / "at-failure.html").write_text(b.driver.page_source)
+            print(f"browser screenshots: {b.shots}")
+        else:
+            for shot in b.shots.iterdir():
+                shot.unlink()
+    finally:
+        b.driver.quit()

@@ -158,6 +158,7 @@ def message(
     kind: str = "add",
     system: bool = False,
     ts: int | None = None,
+    title: str | None = None,
 ) -> list[tuple[str, str]]:
     """ONIMBOTMESSAGEADD (kind=add), ...UPDATE (edit) or ...DELETE (delete) in an Open Lines chat."""
     name = {"add": "msgadd_group", "edit": "msgupdate_group", "delete": "msgdelete_group"}[kind]
@@ -187,7 +188,8 @@ def message(
     )
     params.pop("MENTIONED_LIST", None)
     if kind == "add":
-        params.update({"FROM_USER_ID": str(author_id), "TO_CHAT_ID": str(chat_id), "CHAT_TITLE": f"Guest #{chat_id}"})
+        title = title or f"Guest #{chat_id}"
+        params.update({"FROM_USER_ID": str(author_id), "TO_CHAT_ID": str(chat_id), "CHAT_TITLE": title})
         body["data"]["USER"] = {
             **body["data"]["USER"],
             "ID": str(author_id),

@@ -94,11 +94,30 @@ def parser() -> argparse.ArgumentParser:
     bk = sub.add_parser("backup", help="consistent online copy of dialogs.db (and auth.json) into a directory")
     bk.add_argument("dest", help="directory to create the copies in")
     cli_v2.add_commands(sub)
+    pw = sub.add_parser("passwd", help="print a password hash for B24BOT_VIEWER_USERS (reads the password from stdin)")
+    pw.add_argument("user", nargs="?", help="also print the user: prefix")
     return p
+
+
+def passwd(user: str | None) -> int:
+    """The password comes from the terminal (not echoed) or stdin, never argv (visible in ps)."""
+    import getpass
+
+    from werkzeug.security import generate_password_hash
+
+    password = getpass.getpass("viewer password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("password too short (at least 8 characters)", file=sys.stderr)
+        return 2
+    hashed = generate_password_hash(password)
+    print(f"{user}:{hashed}" if user else hashed)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "passwd":
+        return passwd(args.user)
     settings = config.load()
     if args.command == "status":
         info = status(settings)

@@ -10,6 +10,7 @@ from pathlib import Path
 DEFAULT_DATA_DIR = "/var/lib/b24bot"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _TRANSFER_RE = re.compile(r"^(operator|queue:\d+|user:\d+)$")
+_USER_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _LINES_RE = re.compile(r"^(all|\d+(,\d+)*)?$")
 
 
@@ -65,6 +66,11 @@ class Settings:
     db_synchronous: str
     metrics_dir: Path
     welcome_bot_time: int
+    viewer_users: dict[str, str] = field(default_factory=dict)  # user -> werkzeug password hash
+    secret_key: str = ""
+    timezone: str = "UTC"
+    sla_minutes: float = 5.0
+    viewer_secure_cookie: bool = False
     problems: tuple[str, ...] = field(default=())
     # Chatbots 2.0 (imbot.v2): see v2_settings(); defaults keep v1 behaviour.
     bot_api: str = "v1"
@@ -126,6 +132,31 @@ def _retention_lines(raw: str, problems: list[str]) -> dict[str, int]:
             continue
         out[line] = int(days)
     return out
+
+
+def _viewer_users(raw: str, problems: list[str]) -> dict[str, str]:
+    """`alice:scrypt:...$...,bob:pbkdf2:...` (hashes from `b24bot passwd`; they hold no commas)."""
+    out: dict[str, str] = {}
+    for item in filter(None, (x.strip() for x in raw.split(","))):
+        user, _, hashed = item.partition(":")
+        if not _USER_RE.match(user) or "$" not in hashed:
+            problems.append("B24BOT_VIEWER_USERS has an item that is not <user>:<hash from b24bot passwd>; ignored")
+            continue
+        out[user] = hashed
+    return out
+
+
+def _timezone(raw: str, problems: list[str]) -> str:
+    if not raw:
+        return "UTC"
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(raw)
+    except (ValueError, KeyError, OSError, ImportError):
+        problems.append(f"B24BOT_TIMEZONE={raw!r} is not a known time zone; using UTC")
+        return "UTC"
+    return raw
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -206,6 +237,11 @@ def load(env: dict[str, str] | None = None) -> Settings:
         ),
         metrics_dir=Path(get("B24BOT_METRICS_DIR") or data_dir / "metrics"),
         welcome_bot_time=int(_float(env, "B24BOT_WELCOME_BOT_TIME", 60, problems)),
+        viewer_users=_viewer_users(get("B24BOT_VIEWER_USERS"), problems),
+        secret_key=get("B24BOT_SECRET_KEY"),
+        timezone=_timezone(get("B24BOT_TIMEZONE"), problems),
+        sla_minutes=_float(env, "B24BOT_SLA_MINUTES", 5.0, problems),
+        viewer_secure_cookie=get("B24BOT_VIEWER_SECURE_COOKIE").lower() in ("1", "true", "yes", "on"),
         problems=tuple(problems),
         **v2,
     )

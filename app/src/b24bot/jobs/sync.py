@@ -24,7 +24,7 @@ from ..bitrix import rest
 from ..bitrix.errors import BitrixError
 from ..bitrix.ratelimit import LeakyBucket
 from ..bitrix.rest import Patience, RestClient, open_download
-from ..store import queue, reads, writes
+from ..store import queue, reads, responses, writes
 from .context import Context
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,7 @@ def store_history(conn: sqlite3.Connection, session_id: int, chat_id: int, h: hi
     # The chat has moved on to another session: this one is over.
     closed = now if current and current != session_id else None
     writes.session_synced(conn, session_id, now, operators, closed)
+    responses.recompute(conn, [chat_id])  # history may have moved times or authors of captured messages
     return new
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from . import logins, responses
 from .text import search_text
 
 
@@ -14,6 +15,11 @@ def _v3_backfill_search(conn: sqlite3.Connection) -> None:
     conn.executemany(
         "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", ((mid, search_text(text)) for mid, text in rows)
     )
+
+
+def _viewer_step(conn: sqlite3.Connection) -> None:
+    responses.add_columns(conn)
+    logins.create_tables(conn)
 
 
 Migration = str | Callable[[sqlite3.Connection], None]
@@ -170,6 +176,9 @@ MIGRATIONS: list[Migration] = [
     CREATE VIRTUAL TABLE messages_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
     """,
     _v3_backfill_search,
+    # Viewer: per-session first-response figures, their indexes, the login rate-limit table. Written to be safe
+    # under any step number (guarded ALTERs, IF NOT EXISTS), so it can be renumbered when branches merge.
+    _viewer_step,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, replace
 
+from . import responses
 from .text import search_text
 
 
@@ -160,6 +161,7 @@ def insert_message(conn: sqlite3.Connection, m: MessageRow) -> bool:
            WHERE chat_id = ?""",
         (m.created_at, m.chat_id),
     )
+    responses.note_message(conn, m.session_id, m.author_role, m.author_id, m.created_at)
     return True
 
 

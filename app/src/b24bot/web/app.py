@@ -1,5 +1,5 @@
-"""The Flask application: wiring only. Routes live in events.py, status.py, api.py and admin.py; the state they
-share in state.py."""
+"""The Flask application: wiring only. Routes live in events.py, events_v2.py, status.py, api.py, admin.py and
+ui*.py; the state they share in state.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..jobs.context import Context
 from ..jobs.handoff import HandoffWorker
 from ..jobs.pump import Pump
 from ..store import StorageError
-from . import admin, api, events, events_v2, status
+from . import admin, api, events, events_v2, status, ui
 from .state import EXTENSION, Services
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def create_app(settings: config.Settings | None = None, start_worker: bool = Tru
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(events_v2.bp)
+    ui.init_app(app)
 
     @app.errorhandler(StorageError)
     def storage_error(exc: StorageError) -> Any:

@@ -38,24 +38,35 @@ def raw_call(
     url = portal_endpoint(endpoint, allow_http) + method
     body = dict(params)
     body["auth"] = access_token
+    resp = post_json(session, url, body, timeout, method)
+    if resp.status_code in (301, 302, 307, 308) and resp.headers.get("Location"):
+        # A portal answers 302 after some moves; following it would turn the POST into a GET and drop the
+        # body, so it is re-posted, but only on the same host: the body carries the token.
+        target = urljoin(url, resp.headers["Location"])
+        if not same_origin(target, url):
+            raise AuthFailed(  # kept and retried after the Reinstall that records the new address
+                "REDIRECT_REFUSED",
+                f"{method}: the portal redirects to another host; reinstall the app from the portal's new address",
+                resp.status_code,
+            )
+        resp = post_json(session, target, body, timeout, method)
+    return result_of(resp, method)
+
+
+def post_json(session: requests.Session, url: str, body: dict[str, Any], timeout: float, method: str) -> Any:
+    """POST a JSON body, redirects not followed; raises BitrixError TIMEOUT / NETWORK_ERROR."""
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
     try:
-        resp = session.post(url, json=body, headers=headers, timeout=timeout, allow_redirects=False)
-        if resp.status_code in (301, 302, 307, 308) and resp.headers.get("Location"):
-            # A portal answers 302 after some moves; following it would turn the POST into a GET and drop the
-            # body, so it is re-posted, but only on the same host: the body carries the token.
-            target = urljoin(url, resp.headers["Location"])
-            if not same_origin(target, url):
-                raise AuthFailed(  # kept and retried after the Reinstall that records the new address
-                    "REDIRECT_REFUSED",
-                    f"{method}: the portal redirects to another host; reinstall the app from the portal's new address",
-                    resp.status_code,
-                )
-            resp = session.post(target, json=body, headers=headers, timeout=timeout, allow_redirects=False)
+        return session.post(url, json=body, headers=headers, timeout=timeout, allow_redirects=False)
     except requests.Timeout as exc:
         raise BitrixError("TIMEOUT", f"{method}: no answer within {timeout:g}s") from exc
     except requests.RequestException as exc:
         raise BitrixError("NETWORK_ERROR", f"{method}: {exc.__class__.__name__}") from exc
+
+
+def result_of(resp: requests.Response, method: str) -> Any:
+    """`result` of a REST answer; raises BitrixError with Bitrix24's own `error` (and its reset time), or
+    BAD_RESPONSE for anything that is not a REST answer."""
     try:
         payload = resp.json()
     except ValueError:

@@ -14,14 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from . import events as ev
 from .errors import RATE_LIMIT_CODES, BitrixError
 from .ratelimit import LeakyBucket
-from .rest import USER_AGENT, RestClient
+from .rest import RestClient, post_json, result_of
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,6 @@ class WebhookClient(RestClient):
     ) -> None:
         super().__init__(tokens=None, limiter=limiter, timeout=timeout, session=session)  # type: ignore[arg-type]
         self.url = url if url.endswith("/") else url + "/"
-        self.host = urlsplit(self.url).netloc
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         attempt = 0
@@ -85,24 +83,7 @@ class WebhookClient(RestClient):
                 raise
 
     def _post(self, method: str, params: dict[str, Any]) -> Any:
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        try:
-            resp = self.session.post(
-                self.url + method, json=params, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.Timeout as exc:
-            raise BitrixError("TIMEOUT", f"{method}: no answer within {self.timeout:g}s") from exc
-        except requests.RequestException as exc:
-            raise BitrixError("NETWORK_ERROR", f"{method}: {exc.__class__.__name__}") from exc
-        try:
-            payload = resp.json()
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict) and "error" in payload:
-            raise BitrixError(str(payload["error"]), str(payload.get("error_description", "")), resp.status_code)
-        if resp.status_code != 200 or not isinstance(payload, dict) or "result" not in payload:
-            raise BitrixError("BAD_RESPONSE", f"{method}: HTTP {resp.status_code} from {self.host}", resp.status_code)
-        return payload["result"]
+        return result_of(post_json(self.session, self.url + method, params, self.timeout, method), method)
 
 
 # ---- the v2 methods we use ---------------------------------------------------------------------------------

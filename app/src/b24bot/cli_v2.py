@@ -8,15 +8,15 @@ import signal
 import sys
 from typing import Any
 
-COMMANDS = ("register", "pump", "doctor")
-
 
 def add_commands(sub: Any) -> None:
-    sub.add_parser("register", help="register the imbot.v2 bot and make it the welcome bot of B24BOT_LINES")
+    re = sub.add_parser("register", help="register the imbot.v2 bot and make it the welcome bot of B24BOT_LINES")
     pu = sub.add_parser("pump", help="poll imbot.v2.Event.get in the foreground (the service runs it itself)")
     pu.add_argument("--once", action="store_true", help="fetch until the portal has no more events, then exit")
     do = sub.add_parser("doctor", help="check the Chatbots 2.0 setup on the portal; say what could not be checked")
     do.add_argument("--json", action="store_true")
+    for p in (re, pu, do):
+        p.set_defaults(func=run)
 
 
 def status(settings: Any) -> dict[str, Any]:
@@ -54,6 +54,7 @@ def _pump(ctx: Any, once: bool) -> int:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
+    from . import logs
     from .jobs import doctor, v2bot
     from .jobs.context import Context
     from .jobs.install import InstallFailed
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     if settings.bot_api != "v2":
         print("B24BOT_BOT_API is not v2: nothing to do", file=sys.stderr)
         return 2
+    logs.configure(settings)
     ctx = Context.build(settings)
     if args.command == "register":
         try:

@@ -1,14 +1,17 @@
 """Render each viewer page headless into docs/screenshots/*.png (for the README).
 
     python scripts/screenshots.py [OUT_DIR]
+    python scripts/screenshots.py --url URL --user USER --password-file FILE --chat CHAT_ID OUT_DIR
 
-Starts the simulated portal and the app under gunicorn (the test fixtures' classes), seeds a week of dialogs
-through the real event path, logs in with Debian's chromium and saves the dialogs list, a transcript, a search,
-the reports and the login page.
+The first form starts the simulated portal and the app under gunicorn (the test fixtures' classes), seeds a week
+of dialogs through the real event path, logs in with Debian's chromium and saves the dialogs list, a transcript, a
+search, the reports and the login page. The second shoots a running instance (`make demo` uses it): URL is the
+instance's handler URL (ending in its prefix and a slash).
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 import tempfile
@@ -57,7 +60,7 @@ def seed(app: c.App, now: int) -> None:
     c.seed_viewer(app, now - 900)
 
 
-def main(out: Path) -> int:
+def seeded(out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="b24bot-shots-"))
     portal = c.PortalSim(c.free_port(), work / "portal-state.json")
@@ -71,7 +74,7 @@ def main(out: Path) -> int:
         b = c.Browser(app, work)
         b.driver.set_window_size(1280, 900)
         try:
-            shoot(b, out)
+            shoot(b, out, c.VIEWER_USER, c.VIEWER_PASSWORD, 201)
         finally:
             b.driver.quit()
     finally:
@@ -81,16 +84,35 @@ def main(out: Path) -> int:
     return 0
 
 
-def shoot(b: c.Browser, out: Path) -> None:
+class Running:
+    """A deployed instance where Browser expects the fixtures' App: only its URL is used."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url if url.endswith("/") else url + "/"
+
+
+def running(url: str, user: str, password: str, chat: int, out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    b = c.Browser(Running(url), Path(tempfile.mkdtemp(prefix="b24bot-shots-")))  # type: ignore[arg-type]
+    b.driver.set_window_size(1280, 900)
+    try:
+        shoot(b, out, user, password, chat)
+    finally:
+        b.driver.quit()
+    print(f"screenshots in {out}")
+    return 0
+
+
+def shoot(b: c.Browser, out: Path, user: str, password: str, chat: int) -> None:
     b.get("ui/login")
     b.driver.save_screenshot(str(out / "login.png"))
-    b.css("#user").send_keys(c.VIEWER_USER)
-    b.css("#password").send_keys(c.VIEWER_PASSWORD)
+    b.css("#user").send_keys(user)
+    b.css("#password").send_keys(password)
     b.css("#login").click()
     b.wait(lambda d: "/ui/login" not in d.current_url and b.all("#dialogs"), "the dialogs list")
     pages = {
         "dialogs.png": "ui/dialogs",
-        "transcript.png": "ui/dialogs/201",
+        "transcript.png": f"ui/dialogs/{chat}",
         "search.png": "ui/search?q=%D0%B7%D0%B0%D0%BA%D0%B0%D0%B7",  # заказ
         "reports.png": "ui/reports",
     }
@@ -102,5 +124,20 @@ def shoot(b: c.Browser, out: Path) -> None:
         b.driver.set_window_size(1280, 900)
 
 
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", nargs="?", type=Path, default=ROOT / "docs" / "screenshots")
+    ap.add_argument("--url", help="a running instance's handler URL instead of a seeded local one")
+    ap.add_argument("--user", default="")
+    ap.add_argument("--password-file", type=Path, help="the viewer password (never on the command line)")
+    ap.add_argument("--chat", type=int, default=0, help="the dialog whose transcript is shot")
+    args = ap.parse_args(argv)
+    if not args.url:
+        return seeded(args.out)
+    if not (args.user and args.password_file and args.chat):
+        ap.error("--url needs --user, --password-file and --chat")
+    return running(args.url, args.user, args.password_file.read_text().strip(), args.chat, args.out)
+
+
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"))
+    sys.exit(main())

@@ -140,9 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-token", required=True)
     ap.add_argument("--chat-id", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=20.0)
-    args = ap.parse_args(argv)
+    return report(run, ap.parse_args(argv))
+
+
+def report(story: Any, args: argparse.Namespace) -> int:
+    """Run a driver's story: its summary as JSON on stdout and E2E OK, or E2E FAILED and exit 1."""
     try:
-        summary = run(args)
+        summary = story(args)
     except Failed as exc:
         print(f"E2E FAILED: {exc}", file=sys.stderr)
         return 1

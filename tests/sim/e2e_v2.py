@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import Failed, expect, http
+from e2e import expect, http, report
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,15 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-token", required=True)
     ap.add_argument("--chat-id", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=30.0)
-    args = ap.parse_args(argv)
-    try:
-        summary = run(args)
-    except Failed as exc:
-        print(f"E2E FAILED: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
-    print("E2E OK", file=sys.stderr)
-    return 0
+    return report(run, ap.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ PARTS = ("ingest", "handoff", "token", "api", "viewer", "deploy", "v2", "backfil
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
+def _when(result: dict[str, Any]) -> str:
+    """When a part ran and on which processor: parts of the table may come from different runs and machines."""
+    return f"{result['machine']['date']} ({result['machine'].get('cpu', '?')})"
+
+
 def _load(name: str) -> dict[str, Any] | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -51,7 +56,7 @@ def table() -> str:
 
     ing = _load("ingest")
     if ing:
-        machines["ingest"] = ing["machine"]["date"]
+        machines["ingest"] = _when(ing)
         for conc, lv in ing["levels"].items():
             a, b = lv["app"], lv["baseline"]
             goal = "ratio ≥ 0.5" + (", p99 < 50 ms" if conc == "32" else "") + ", 0 errors"
@@ -75,7 +80,7 @@ def table() -> str:
 
     ho = _load("handoff")
     if ho:
-        machines["handoff"] = ho["machine"]["date"]
+        machines["handoff"] = _when(ho)
         for key, label in (("idle", "idle"), ("under_load", "under ingest load (32 clients)")):
             r = ho[key]
             after = r.get("after_answer") or {}
@@ -122,7 +127,7 @@ def table() -> str:
 
     tok = _load("token_storm")
     if tok:
-        machines["token"] = tok["machine"]["date"]
+        machines["token"] = _when(tok)
         g = tok["goals"]
         rows.append(
             (
@@ -138,7 +143,7 @@ def table() -> str:
 
     api = _load("api")
     if api:
-        machines["api"] = api["machine"]["date"]
+        machines["api"] = _when(api)
         base = api["pages"]["healthz (baseline)"]
         db = api["database"]
         for name, p in api["pages"].items():
@@ -160,7 +165,7 @@ def table() -> str:
 
     vw = _load("viewer")
     if vw and not vw.get("quick"):
-        machines["viewer"] = vw["machine"]["date"]
+        machines["viewer"] = _when(vw)
         base = vw["pages"]["healthz (baseline)"]
         for name, p in vw["pages"].items():
             if p["goal_p99_ms"] is None:
@@ -178,7 +183,7 @@ def table() -> str:
 
     dep = _load("deploy")
     if dep:
-        machines["deploy"] = dep["machine"]["date"]
+        machines["deploy"] = _when(dep)
         one, three, ratio = dep["hosts_1"], dep["hosts_3"], dep["ratio_3_to_1"]
         for kind, goal in (("fresh", "3 hosts ≤ 1.5× one"), ("rerun", "< 30 s, 3 hosts ≤ 1.5× one")):
             ok = ratio[kind] <= 1.5 and one[kind]["rc"] == 0 and three[kind]["rc"] == 0
@@ -211,11 +216,11 @@ def table() -> str:
     if v2res:
         import v2
 
-        machines["v2"] = v2res["machine"]["date"]
+        machines["v2"] = _when(v2res)
         rows += v2.rows(v2res, ing, ho)
     bf = _load("backfill")
     if bf:
-        machines["backfill"] = bf["machine"]["date"]
+        machines["backfill"] = _when(bf)
         m = bf["model"]
         rows.append(
             (
@@ -231,8 +236,8 @@ def table() -> str:
     misses = missed_goals(ing, ho, tok, api, dep)
     m = machine()
     head = (
-        f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GB, Python {m['python']}, SQLite "
-        f"{m['sqlite']}. Measured: "
+        f"Machine: {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, SQLite "
+        f"{m['sqlite']}. Measured (each part on the processor named): "
         + ", ".join(f"{k} {v}" for k, v in machines.items())
         + ". Baselines run in the same process tree and the same run; medians over rounds."
     )

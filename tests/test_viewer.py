@@ -316,7 +316,7 @@ def test_attachments_served_only_from_the_archive(viewer: App) -> None:
 
 def test_csv_neutralises_every_formula_prefix() -> None:
     sys.path.insert(0, str(ROOT / "app" / "src"))
-    from b24bot.web.ui_reports import neutralise
+    from b24bot.jobs.export import neutralise  # the one the viewer's report CSV uses too
 
     for cell in ("=1+1", "+7 900", "-2", "@SUM(A1)", "\tx", "\rx"):
         assert neutralise(cell) == "'" + cell

@@ -6,7 +6,7 @@ import csv
 import io
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..store import archive
@@ -47,12 +47,17 @@ def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
 
 
 def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    return csv_lines(archive.EXPORT_COLUMNS, ([row[c] for c in archive.EXPORT_COLUMNS] for row in rows))
+
+
+def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """A CSV people open in Excel, line by line: the BOM and header first, every cell neutralised."""
     buf = io.StringIO()
     writer = csv.writer(buf, dialect="excel")
-    writer.writerow(archive.EXPORT_COLUMNS)
+    writer.writerow(header)
     yield CSV_BOM + buf.getvalue()
     for row in rows:
         buf.seek(0)
         buf.truncate()
-        writer.writerow([neutralise(row[c]) for c in archive.EXPORT_COLUMNS])
+        writer.writerow([neutralise(cell) for cell in row])
         yield buf.getvalue()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from flask import Response, stream_with_context
 
+from ..jobs import export
 from ..store import reports
 from .state import services
 from .ui import bp, page, tz
@@ -19,7 +18,6 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 400
 BREACHES_SHOWN = 100
 PALETTE = ("#1e88e5", "#e53935", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#546e7a")
-CSV_DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _range() -> tuple[str, str, str, str]:
@@ -118,23 +116,8 @@ def report() -> Any:
     )
 
 
-def neutralise(cell: Any) -> Any:
-    """A cell Excel would run as a formula (= + - @, tab, CR first) gets a leading quote."""
-    if isinstance(cell, str) and cell.startswith(CSV_DANGEROUS):
-        return "'" + cell
-    return cell
-
-
 def _csv(start: str, end: str) -> Iterator[str]:
-    buf = io.StringIO()
-    writer = csv.writer(buf, dialect="excel")
-    writer.writerow(reports.CSV_COLUMNS)
-    yield "\ufeff" + buf.getvalue()  # Excel reads UTF-8 only with the BOM
-    for row in reports.csv_rows(services().ctx.db.read(), start, end):
-        buf.seek(0)
-        buf.truncate()
-        writer.writerow([neutralise(c) for c in row])
-        yield buf.getvalue()
+    return export.csv_lines(reports.CSV_COLUMNS, reports.csv_rows(services().ctx.db.read(), start, end))
 
 
 @bp.get("/reports.csv")

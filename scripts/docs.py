@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Regenerate the README's role-variables table from roles/b24bot/meta/argument_specs.yml.
+"""Regenerate the role-variables table from roles/b24bot/meta/argument_specs.yml, in the top README and in the
+role's own README (what a role user on Galaxy reads): one source, two copies that cannot drift.
 
-`python scripts/docs.py` rewrites the block between <!-- vars:start --> and <!-- vars:end -->;
-`--check` (run by `make lint`) fails when the README is out of date, so the table can never drift.
+`python scripts/docs.py` rewrites the block between <!-- vars:start --> and <!-- vars:end --> in both;
+`--check` (run by `make lint`) fails when either is out of date.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "roles" / "b24bot" / "meta" / "argument_specs.yml"
-README = ROOT / "README.md"
+TARGETS = (ROOT / "README.md", ROOT / "roles" / "b24bot" / "README.md")
 START, END = "<!-- vars:start -->", "<!-- vars:end -->"
 
 
@@ -37,24 +38,34 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def regenerated(path: Path, generated: str) -> str | None:
+    """The file's text with the block between the markers replaced, or None when it lacks the markers."""
+    text = path.read_text()
+    if START not in text or END not in text:
+        return None
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{generated}\n{END}{tail}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    text = README.read_text()
-    if START not in text or END not in text:
-        print(f"README.md lacks {START} ... {END}", file=sys.stderr)
-        return 1
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{table()}\n{END}{tail}"
-    if args.check:
-        if new != text:
-            print("README.md variables table is out of date: run python scripts/docs.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(new)
-    return 0
+    generated = table()
+    status = 0
+    for path in TARGETS:
+        name = path.relative_to(ROOT)
+        new = regenerated(path, generated)
+        if new is None:
+            print(f"{name} lacks {START} ... {END}", file=sys.stderr)
+            status = 1
+        elif args.check and new != path.read_text():
+            print(f"{name}: the variables table is out of date: run python scripts/docs.py", file=sys.stderr)
+            status = 1
+        elif not args.check:
+            path.write_text(new)
+    return status
 
 
 if __name__ == "__main__":

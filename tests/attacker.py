@@ -6,7 +6,11 @@ import contextlib
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+from harness import CLIENT_ID
 
 
 class Listener:
@@ -61,3 +65,11 @@ class Listener:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@pytest.fixture
+def attacker() -> Iterator[Listener]:
+    """The attacker's host (a conftest plugin): answers app.info with our client id, as in the review's report."""
+    lst = Listener(200, {"result": {"ID": 1, "CODE": CLIENT_ID}})
+    yield lst
+    lst.close()

@@ -11,9 +11,8 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-from common import BenchApp, conftest, log, median, role_default_workers, workdir, write_result
-from gen_db import generate
-from loadgen import closed_loop, get
+import page_timing
+from common import conftest, write_result
 
 TOKEN = conftest.API_TOKEN
 
@@ -51,45 +50,15 @@ def run(quick: bool = False) -> dict[str, Any]:
     rounds = 2 if quick else 5
     per = 80 if quick else 300
     n_messages, n_dialogs = (200_000, 10_000) if quick else (1_000_000, 50_000)
-    wd = workdir("api")
-    log(f"api: generating {n_messages} messages in {n_dialogs} dialogs")
-    info = generate(wd / "dialogs.db", n_messages, n_dialogs)
-    log(f"api: generated in {info['seconds']} s ({info['size_mb']} MB)")
-    portal = conftest.PortalSim(conftest.free_port(), wd / "portal-state.json")
-    portal.start()
-    app = BenchApp(wd, portal, conftest.free_port())
-    app.workers = role_default_workers()
-    app.start()
-    rnd = random.Random(3)
-    kinds = pages(info, rnd)
-    host = f"127.0.0.1:{app.port}"
+    info, portal, app = page_timing.start("api", n_messages, n_dialogs)
+    kinds = pages(info, random.Random(3))
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    raw: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
-    sizes: dict[str, int] = {}
     try:
-        for name, path in kinds.items():  # warm-up: every kind once (page cache, statement cache)
-            closed_loop("127.0.0.1", app.port, iter([(name, get(host, path(), auth)) for _ in range(20)]), 1)
-        for r in range(rounds):
-            for name, path in kinds.items():
-                reqs = [(name, get(host, path(), auth)) for _ in range(per)]
-                stats = closed_loop("127.0.0.1", app.port, iter(reqs), 1, keep_body=True)
-                s = stats.summary()
-                raw[name].append(s)
-                sizes[name] = max(len(x.body) for x in stats.samples)
-                if r == 0:
-                    log(f"api {name}: p50 {s['latency']['p50_ms']} ms p99 {s['latency']['p99_ms']} ms")
+        page_timing.warm_up(app, kinds, auth, 20, must_answer_200=False)
+        raw, sizes = page_timing.measure(app, "api", kinds, auth, rounds, per, keep_body=True)
     finally:
-        app.stop()
-        portal.stop()
-        (wd / "dialogs.db").unlink(missing_ok=True)
-    table = {}
-    for name, runs in raw.items():
-        table[name] = {
-            "p50_ms": round(median([x["latency"]["p50_ms"] for x in runs]), 2),
-            "p99_ms": round(median([x["latency"]["p99_ms"] for x in runs]), 2),
-            "errors": sum(x["errors"] for x in runs),
-            "max_body_bytes": sizes.get(name),
-        }
+        page_timing.stop(portal, app)
+    table = {name: {**page_timing.medians(runs), "max_body_bytes": sizes.get(name)} for name, runs in raw.items()}
     base = table["healthz (baseline)"]["p50_ms"]
     for row in table.values():
         row["p50_vs_healthz"] = round(row["p50_ms"] / base, 1) if base else None

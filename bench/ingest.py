@@ -118,6 +118,50 @@ def probe() -> dict[str, Any]:
     return out
 
 
+def _side(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side (app or baseline) of a concurrency level: medians over its rounds, errors summed."""
+
+    def med(f: Any) -> float:
+        return round(median([f(x) for x in runs]), 2)
+
+    return {
+        "events_per_s": med(lambda x: x["rps"]),
+        "p50_ms": med(lambda x: x["latency"]["p50_ms"]),
+        "p99_ms": med(lambda x: x["latency"]["p99_ms"]),
+        "errors": sum(x["errors"] for x in runs),
+        "generator_cpu_share_of_one_core": med(lambda x: x["generator_cpu_share_of_one_core"]),
+        "server_cpu_cores": med(lambda x: x["server_cpu_cores"]),
+    }
+
+
+def _level(conc: int, rounds: int, n: int, bodies: Bodies, targets: list[tuple[str, int, int]]) -> dict[str, Any]:
+    """One concurrency level: `rounds` alternating rounds of n requests against each target (name, port, pid)."""
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "app": []}
+    for r in range(rounds):
+        for name, port, pid in targets:
+            res = measure(port, bodies.stream(n), conc, pid)
+            runs[name].append(res)
+            log(
+                f"ingest c={conc} round {r + 1} {name}: {res['rps']} ev/s p50 {res['latency']['p50_ms']} ms"
+                f" p99 {res['latency']['p99_ms']} ms errors {res['errors']}"
+                f" gen cpu {res['generator_cpu_share_of_one_core']}"
+            )
+    lv = {"app": _side(runs["app"]), "baseline": _side(runs["baseline"]), "rounds": runs}
+    lv["ratio"] = round(lv["app"]["events_per_s"] / lv["baseline"]["events_per_s"], 2)
+    return lv
+
+
+def _method(workers: int, body_size: int, rounds: int) -> str:
+    return (
+        f"gunicorn sync, --workers {workers} (role default), role's --timeout/--graceful-timeout; "
+        f"{CHATS} chats, ~{body_size}-byte ONIMBOTMESSAGEADD bodies from tests/sim/forms.py, every request a "
+        "new MESSAGE_ID; asyncio raw-socket clients with keep-alive requested (the sync worker closes after "
+        "each response, so each request includes its TCP connect); baseline = bench/baseline_app.py "
+        f"(bare Flask: parse form + b24bot.bitrix.events.parse, 200, no storage); {rounds} alternating rounds "
+        "per level, medians reported"
+    )
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     workers = role_default_workers()
     rounds = 1 if quick else 5
@@ -131,42 +175,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         # Warm-up (imports, first connections, SQLite pages): not measured.
         closed_loop("127.0.0.1", base_port, bodies.stream(300), 8)
         closed_loop("127.0.0.1", app.port, bodies.stream(300), 8)
-        levels: dict[str, Any] = {}
-        for conc in LEVELS:
-            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "app": []}
-            for r in range(rounds):
-                for name, port, pid in (
-                    ("baseline", base_port, base_proc.pid),
-                    ("app", app.port, app.proc.pid),
-                ):
-                    res = measure(port, bodies.stream(per_level[conc]), conc, pid)
-                    runs[name].append(res)
-                    log(
-                        f"ingest c={conc} round {r + 1} {name}: {res['rps']} ev/s p50 {res['latency']['p50_ms']} ms"
-                        f" p99 {res['latency']['p99_ms']} ms errors {res['errors']}"
-                        f" gen cpu {res['generator_cpu_share_of_one_core']}"
-                    )
-
-            def med(name: str, f: Any, runs: dict[str, list[dict[str, Any]]] = runs) -> float:
-                return round(median([f(x) for x in runs[name]]), 2)
-
-            def side(name: str, runs: dict[str, list[dict[str, Any]]] = runs) -> dict[str, Any]:
-                return {
-                    "events_per_s": med(name, lambda x: x["rps"]),
-                    "p50_ms": med(name, lambda x: x["latency"]["p50_ms"]),
-                    "p99_ms": med(name, lambda x: x["latency"]["p99_ms"]),
-                    "errors": sum(x["errors"] for x in runs[name]),
-                    "generator_cpu_share_of_one_core": med(name, lambda x: x["generator_cpu_share_of_one_core"]),
-                    "server_cpu_cores": med(name, lambda x: x["server_cpu_cores"]),
-                }
-
-            levels[str(conc)] = {
-                "app": side("app"),
-                "baseline": side("baseline"),
-                "rounds": runs,
-            }
-            lv = levels[str(conc)]
-            lv["ratio"] = round(lv["app"]["events_per_s"] / lv["baseline"]["events_per_s"], 2)
+        targets = [("baseline", base_port, base_proc.pid), ("app", app.port, app.proc.pid)]
+        levels = {str(conc): _level(conc, rounds, per_level[conc], bodies, targets) for conc in LEVELS}
         stored = app.count("messages")
         log("ingest: in-process probe (per-event SQL and COMMIT time, WAL bytes per event)")
         probed = probe()
@@ -176,16 +186,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         base_proc.terminate()
         base_proc.wait(40)
         stop_stack(portal, app)
-    at32 = levels["32"]
     result = {
-        "method": (
-            f"gunicorn sync, --workers {workers} (role default), role's --timeout/--graceful-timeout; "
-            f"{CHATS} chats, ~{bodies.size}-byte ONIMBOTMESSAGEADD bodies from tests/sim/forms.py, every request a "
-            "new MESSAGE_ID; asyncio raw-socket clients with keep-alive requested (the sync worker closes after "
-            "each response, so each request includes its TCP connect); baseline = bench/baseline_app.py "
-            f"(bare Flask: parse form + b24bot.bitrix.events.parse, 200, no storage); {rounds} alternating rounds "
-            "per level, medians reported"
-        ),
+        "method": _method(workers, bodies.size, rounds),
         "workers": workers,
         "requests_per_round": per_level,
         "levels": levels,
@@ -194,7 +196,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "app_requests_sent_incl_warmup": sent,
         "goals": {
             "ratio_ge_0_5_all_levels": all(v["ratio"] >= 0.5 for v in levels.values()),
-            "p99_lt_50ms_at_32": at32["app"]["p99_ms"] < 50,
+            "p99_lt_50ms_at_32": levels["32"]["app"]["p99_ms"] < 50,
             "zero_errors": all(v["app"]["errors"] == 0 and v["baseline"]["errors"] == 0 for v in levels.values()),
         },
     }

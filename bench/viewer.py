@@ -12,10 +12,9 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import page_timing
 import requests
-from common import BenchApp, conftest, log, median, role_default_workers, workdir, write_result
-from gen_db import generate
-from loadgen import closed_loop, get
+from common import BenchApp, conftest, write_result
 
 GOALS_MS = {"list": 50, "transcript": 50, "search": 100, "reports": 300}
 
@@ -70,48 +69,26 @@ def run(quick: bool = False) -> dict[str, Any]:
     rounds = 2 if quick else 5
     per = 30 if quick else 200
     n_messages, n_dialogs = (200_000, 10_000) if quick else (1_000_000, 50_000)
-    wd = workdir("viewer")
-    log(f"viewer: generating {n_messages} messages in {n_dialogs} dialogs (with search index and figures)")
-    info = generate(wd / "dialogs.db", n_messages, n_dialogs, viewer=True)
-    log(f"viewer: generated in {info['seconds']} s ({info['size_mb']} MB)")
-    portal = conftest.PortalSim(conftest.free_port(), wd / "portal-state.json")
-    portal.start()
-    app = BenchApp(wd, portal, conftest.free_port())
-    app.workers = role_default_workers()
-    app.env_extra = conftest.viewer_env() | {"B24BOT_TIMEZONE": "UTC"}
-    app.start()
-    rnd = random.Random(5)
-    kinds = pages(info, rnd)
-    host = f"127.0.0.1:{app.port}"
-    raw: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+    env = conftest.viewer_env() | {"B24BOT_TIMEZONE": "UTC"}
+    info, portal, app = page_timing.start("viewer", n_messages, n_dialogs, viewer=True, env=env)
+    grouped = pages(info, random.Random(5))
+    kinds = {name: path for name, (_, path) in grouped.items()}
     try:
         cookie = {"Cookie": login(app)}
-        for name, (_, path) in kinds.items():  # warm-up, and every page must answer 200
-            stats = closed_loop("127.0.0.1", app.port, iter([(name, get(host, path(), cookie)) for _ in range(5)]), 1)
-            bad = [s.status for s in stats.samples if s.status != 200]
-            if bad:
-                raise RuntimeError(f"{name}: status {bad[0]}")
-        for r in range(rounds):
-            for name, (_, path) in kinds.items():
-                reqs = [(name, get(host, path(), cookie)) for _ in range(per)]
-                s = closed_loop("127.0.0.1", app.port, iter(reqs), 1).summary()
-                raw[name].append(s)
-                if r == 0:
-                    log(f"viewer {name}: p50 {s['latency']['p50_ms']} ms p99 {s['latency']['p99_ms']} ms")
+        page_timing.warm_up(app, kinds, cookie, 5, must_answer_200=True)  # and every page must answer 200
+        raw, _ = page_timing.measure(app, "viewer", kinds, cookie, rounds, per)
     finally:
-        app.stop()
-        portal.stop()
-        (wd / "dialogs.db").unlink(missing_ok=True)
+        page_timing.stop(portal, app)
     table = {}
     for name, runs in raw.items():
-        group = kinds[name][0]
-        p99 = round(median([x["latency"]["p99_ms"] for x in runs]), 2)
+        group = grouped[name][0]
+        m = page_timing.medians(runs)
         table[name] = {
             "group": group,
-            "p50_ms": round(median([x["latency"]["p50_ms"] for x in runs]), 2),
-            "p99_ms": p99,
+            "p50_ms": m["p50_ms"],
+            "p99_ms": m["p99_ms"],
             "goal_p99_ms": GOALS_MS.get(group),
-            "errors": sum(x["errors"] for x in runs),
+            "errors": m["errors"],
         }
     over = {k: v["p99_ms"] for k, v in table.items() if v["goal_p99_ms"] and v["p99_ms"] >= v["goal_p99_ms"]}
     result = {

@@ -1,6 +1,7 @@
 """Real processes on real sockets: the simulated portal (tests/sim/portal.py) and the app under gunicorn.
 
-Used by the pytest fixtures (conftest.py), the benchmarks (bench/common.py) and scripts/screenshots.py.
+conftest.py builds the pytest fixtures on it and re-exports it for the tests, the benchmarks (bench/common.py)
+and scripts/screenshots.py.
 """
 
 from __future__ import annotations

@@ -32,12 +32,22 @@ def dialog_events(chats: int, per_chat: int, first_chat: int = 100) -> list[dict
     return steps
 
 
-def assert_exactly_once(app: App, portal: PortalSim, chats: int, per_chat: int) -> None:
+def assert_exactly_once(app: App, portal: PortalSim, chats: int, per_chat: int, kills: int = 0) -> None:
     wait_drained(app, portal, timeout=120)
     assert app.count("messages") == chats * per_chat
     assert stored_v2(app) == chats * (per_chat + 1)
-    wait_for(lambda: len(portal.handoffs()) >= chats, timeout=60, what="hand-offs")
-    assert Counter(int(c["params"]["CHAT_ID"]) for c in portal.handoffs()) == {100 + c: 1 for c in range(chats)}
+    wait_for(lambda: len(transferred(portal)) >= chats, timeout=60, what="hand-offs")
+    assert Counter(transferred(portal)) == {100 + c: 1 for c in range(chats)}
+    # A kill -9 between the portal's answer and the app's commit repeats that one call: the portal answers
+    # WRONG_CHAT (already with an operator), which the app counts as done, so each dialog still moves once.
+    repeats = [c for c in portal.handoffs() if c.get("answer") != "ok"]
+    assert all(c.get("answer") == "WRONG_CHAT" for c in repeats)
+    assert len(repeats) <= kills
+
+
+def transferred(portal: PortalSim) -> list[int]:
+    """The chats whose hand-off the portal carried out (a repeat is answered WRONG_CHAT and is not counted)."""
+    return [int(c["params"]["CHAT_ID"]) for c in portal.handoffs() if c.get("answer") == "ok"]
 
 
 def test_kill_9_of_the_pumping_worker_mid_batch_loses_and_duplicates_nothing(v2app: App, portal: PortalSim) -> None:
@@ -50,7 +60,7 @@ def test_kill_9_of_the_pumping_worker_mid_batch_loses_and_duplicates_nothing(v2a
         os.kill(pid, signal.SIGKILL)  # the worker holding pump.lock, whatever it is doing
         assert stored_v2(v2app) < total  # killed while the backlog was being pumped
         wait_for(lambda p=pid: pump_pid(v2app) not in (0, p), timeout=30, what="another worker takes the lock")
-    assert_exactly_once(v2app, portal, chats, per_chat)
+    assert_exactly_once(v2app, portal, chats, per_chat, kills=2)
 
 
 def test_two_workers_never_consume_the_same_events(tmp_path: Path, portal: PortalSim) -> None:

@@ -182,36 +182,11 @@ def table() -> str:
         notes.append("Viewer: the same generated database plus its search index and per-session figures; logged in.")
 
     dep = _load("deploy")
-    if dep:
-        machines["deploy"] = _when(dep)
-        one, three, ratio = dep["hosts_1"], dep["hosts_3"], dep["ratio_3_to_1"]
-        for kind, goal in (("fresh", "3 hosts ≤ 1.5× one"), ("rerun", "< 30 s, 3 hosts ≤ 1.5× one")):
-            ok = ratio[kind] <= 1.5 and one[kind]["rc"] == 0 and three[kind]["rc"] == 0
-            if kind == "rerun":
-                ok = ok and max(one[kind]["wall_s"], three[kind]["wall_s"]) < 30
-            changed = sum(v["changed"] for v in three[kind]["recap"].values())
-            rows.append(
-                (
-                    f"5 Deploy, {'fresh converge' if kind == 'fresh' else 'no-change rerun'}",
-                    f"1 host {_fmt(one[kind]['wall_s'])} s, 3 hosts {_fmt(three[kind]['wall_s'])} s"
-                    + (f" (changed={changed})" if kind == "rerun" else ""),
-                    f"**3/1 ratio {ratio[kind]}**",
-                    goal,
-                    _yes(ok),
-                )
-            )
+    if dep and "new_user" in dep:
+        import deploy_report
 
-    if dep and "rerun_pipelining" in dep["hosts_1"]:
-        one, three = dep["hosts_1"]["rerun_pipelining"], dep["hosts_3"]["rerun_pipelining"]
-        rows.append(
-            (
-                "5 Deploy, no-change rerun with ANSIBLE_PIPELINING=True (experiment)",
-                f"1 host {_fmt(one['wall_s'])} s, 3 hosts {_fmt(three['wall_s'])} s",
-                f"3/1 ratio {dep['ratio_3_to_1']['rerun_pipelining']}",
-                "< 30 s (what the shipped ansible.cfg would get with pipelining for every connection)",
-                _yes(max(one["wall_s"], three["wall_s"]) < 30 and one["rc"] == 0 and three["rc"] == 0),
-            )
-        )
+        machines["deploy"] = _when(dep)
+        rows += deploy_report.rows(dep)
     v2res = _load("v2")
     if v2res:
         import v2
@@ -344,34 +319,10 @@ def missed_goals(
                     " the tail moves with the load of this shared machine."
                 )
             out.append(f"API {name}: p99 {p99} ms, {_over(p99, 20)} the 20 ms goal.{why}")
-    if dep:
-        one, three, ratio = dep["hosts_1"], dep["hosts_3"], dep["ratio_3_to_1"]
-        slow = ", ".join(f"{n.split(' : ')[-1]} {t:.1f} s" for n, t in (one["rerun"].get("slowest_tasks") or [])[:4])
-        worst = max(one["rerun"]["wall_s"], three["rerun"]["wall_s"])
-        if worst >= 30:
-            out.append(
-                f"Deploy no-change rerun: {worst} s, {_over(worst, 30)} the 30 s goal. Nothing changes"
-                f" (changed=0), but every task is a module run over `docker exec`; slowest tasks of the 1-host"
-                f" rerun: {slow}."
-            )
-        piped = one.get("rerun_pipelining")
-        if worst >= 30 and piped:
-            out.append(
-                f"With pipelining on for the docker connection (ansible.cfg sets it under [ssh_connection] only)"
-                f" the 1-host rerun took {piped['wall_s']} s instead of {one['rerun']['wall_s']} s."
-            )
+    if dep and "new_user" in dep:
+        import deploy_report
 
-        def top(run: dict[str, Any]) -> str:
-            return ", ".join(f"{n.split(' : ')[-1]} {t:.0f} s" for n, t in (run.get("slowest_tasks") or [])[:3])
-
-        for kind in ("fresh", "rerun"):
-            if ratio[kind] > 1.5:
-                out.append(
-                    f"Deploy {kind}, 3 hosts / 1 host = {ratio[kind]} (goal ≤ 1.5): the three containers' apt, pip"
-                    f" and module runs share the same 2 cores and disk. Slowest tasks, 1 host: {top(one[kind])};"
-                    f" 3 hosts: {top(three[kind])}. The source copy loops over every file of app/ (one module run"
-                    " per file) on a fresh host."
-                )
+        out += deploy_report.misses(dep)
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -102,7 +103,13 @@ NEW_USER_VARS: dict[str, Any] = {
 
 
 def _inventory(path: Path, hosts: list[str], group_vars: dict[str, Any], app_src: Path, kind: str) -> None:
-    gv = {**group_vars, "b24bot_app_src": str(app_src), "ansible_connection": "community.docker.docker"}
+    gv = {
+        **group_vars,
+        "b24bot_app_src": str(app_src),
+        # A new, empty wheel cache for each fresh run: the first deploy from a new controller builds the wheel.
+        "b24bot_wheel_cache": str(path.with_suffix(".wheels")),
+        "ansible_connection": "community.docker.docker",
+    }
     if kind == "new_user":
         gv.update(NEW_USER_VARS)
     else:
@@ -217,6 +224,8 @@ def _hosts_run(n: int, kind: str, platform: dict[str, Any], group_vars: dict[str
 
 
 def run(quick: bool = False) -> dict[str, Any]:
+    # A stopped bench still removes its containers (the finally below) and its running ansible-playbook.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     platform, group_vars = _platform()
     wd = workdir("deploy")
     noise = other_containers()
@@ -227,9 +236,11 @@ def run(quick: bool = False) -> dict[str, Any]:
             f"{platform['image']}), ansible-playbook site.yml with the project's ansible.cfg over"
             " community.docker.docker; two inventories: Molecule's default group_vars (custom domain), and"
             " what a new user runs (inventory.example: b24bot user, DuckDNS mode against a local fake endpoint,"
-            " UFW on, HTTP only); the app source is a copy of app/ taken when the part starts; one run of each"
+            " UFW on, HTTP only); the app source is a copy of app/ taken when the part starts, the wheel cache empty"
+            " before each fresh run; one run of each"
             " step; wall time of ansible-playbook; CPU seconds of the controller (getrusage of ansible-playbook"
-            " and its children), of each container (its cgroup) and of dockerd/containerd/shims (/proc);"
+            " and its children), of each container (its cgroup) and of dockerd/containerd/shims (/proc, their own"
+            " time; dockerd also serves other jobs' docker commands if any run);"
             " per-task times from ansible.posix.profile_tasks"
         ),
         "other_containers_during_run": noise,

@@ -59,36 +59,22 @@ def f() -> ModuleType:
 
 def test_no_instances_means_one_default_with_the_role_settings(f: ModuleType) -> None:
     (only,) = f.b24bot_instance_list([], SETTINGS)
-    assert only == {
+    derived = {k: v for k, v in only.items() if k not in SETTINGS}
+    assert derived == {
         "name": "default",
         "is_default": True,
         "service": "b24bot",
         "sync_service": "b24bot-sync",
         "env_file": "/etc/b24bot/b24bot.env",
-        "data_dir": "/var/lib/b24bot",
         "log_file": "/var/log/b24bot/bot.log",
-        "domain": "bot.example.com",
         "domain_input": "bot.example.com",
-        "url_prefix": "/python_bot/",
-        "port": 8000,
-        "workers": 2,
-        "client_id": "local.1",
-        "client_secret": "role-secret",
-        "api_token": "role-api-token-0123456789",
-        "portal_domain": "company.bitrix24.ru",
-        "oauth_url": "https://oauth.bitrix.info/oauth/token/",
-        "bot_code": "b24bot",
-        "bot_name": "Bot",
-        "transfer": "operator",
-        "lines": "",
-        "log_level": "INFO",
-        "app_env": {"B24BOT_REST_RATE": "2"},
-        "retention_days": 0,
-        "retention_lines": {},
-        "download_files": True,
-        "viewer_users": "ann:hash1,bob:hash2",
         "handler_url": "https://bot.example.com/python_bot/",
     }
+    # Every role-wide setting reaches the instance as it is, but the joined viewer accounts.
+    assert {k: only[k] for k in SETTINGS if k in only and k != "viewer_users"} == {
+        k: v for k, v in SETTINGS.items() if k not in ("config_dir", "log_dir", "scheme", "viewer_users")
+    }
+    assert only["viewer_users"] == "ann:hash1,bob:hash2"
     assert f.b24bot_instance_list(None, SETTINGS) == [only]
 
 

@@ -90,6 +90,21 @@ def _top(run: dict[str, Any], k: int = 3) -> str:
     return ", ".join(f"{n.split(' : ')[-1]} {t:.1f} s" for n, t in (run.get("slowest_tasks") or [])[:k])
 
 
+def _cause(run: dict[str, Any]) -> str:
+    """CPU-bound or waiting, from the CPU seconds the run kept busy against its wall time."""
+    cpu, wall = run["cpu_total_s"], run["wall_s"]
+    if cpu >= 0.8 * wall:
+        return (
+            f"CPU-bound: it kept a CPU busy for {cpu} s of its {wall} s ({_split(run)}); tasks run one after another,"
+            " so the controller's work per task and the module run on the host barely overlap: only less work"
+            " shortens it (fewer tasks reaching the host, or less done in the slowest)."
+        )
+    return (
+        f"It kept a CPU busy for {cpu} s ({_split(run)}); the other {wall - cpu:.1f} s were waiting: downloads,"
+        " disk, and the CPU queue of this shared machine."
+    )
+
+
 def _load(res: dict[str, Any]) -> str:
     load = (res.get("machine") or {}).get("loadavg_at_start")
     return f" Load average at the start: {load[0]} (the machine is shared)." if load else ""
@@ -108,10 +123,8 @@ def misses(res: dict[str, Any]) -> list[str]:
                 over = one["wall_s"] - GOAL_S[step]
                 out.append(
                     f"Deploy {step}, 1 host, {label}: {one['wall_s']} s, {over:.1f} s ({over / GOAL_S[step]:.0%}) over"
-                    f" the {int(GOAL_S[step])} s goal. It kept a CPU busy for {one['cpu_total_s']} s of it"
-                    f" ({_split(one)}); the rest is waiting: downloads, disk, and the CPU queue of this shared"
-                    f" machine, task after task (profile_tasks lists {one['tasks_timed']} tasks, skipped ones"
-                    f" included, {one['tasks_total_s']} s in all); slowest: {_top(one)}.{_load(res)}"
+                    f" the {int(GOAL_S[step])} s goal. {_cause(one)} profile_tasks lists {one['tasks_timed']} tasks"
+                    f" (skipped ones included, {one['tasks_total_s']} s in all); slowest: {_top(one)}.{_load(res)}"
                 )
             three = sizes.get("hosts_3", {}).get(step)
             ratio = _ratio(res, kind, step)
@@ -123,4 +136,36 @@ def misses(res: dict[str, Any]) -> list[str]:
                     f" under {three['cpu_bound_s']} s = {floor:.2f}× the 1-host wall time; the run took"
                     f" {three['wall_s']} s ({three['wall_s'] / max(three['cpu_bound_s'], 0.1):.2f}× that bound)."
                 )
+    return out
+
+
+def notes(res: dict[str, Any], before: dict[str, Any] | None) -> list[str]:
+    """The method in one line, and the same figures of an earlier tree when bench/results/deploy_before.json
+    holds them (the same bench run against that tree, in the same sitting)."""
+    load = (res.get("machine") or {}).get("loadavg_at_start") or ["?"]
+    out = [
+        f"Deploy: site.yml over the docker connection into systemd containers (Molecule's platform settings), one"
+        f" run per figure; CPU seconds from getrusage (controller), each container's cgroup and the docker daemons;"
+        f" the {res['cores']}-core bound is the 3-host run's CPU seconds / {res['cores']}: no schedule on this"
+        f" machine finishes that work sooner. Load average at the start {load[0]} (a shared machine)."
+    ]
+    if not before or before.get("cores") is None:
+        return out
+    pairs = []
+    for kind, label in KINDS.items():
+        for size in ("hosts_1", "hosts_3"):
+            for step in ("fresh", "rerun"):
+                b = before.get(kind, {}).get(size, {}).get(step)
+                a = res.get(kind, {}).get(size, {}).get(step)
+                if a and b:
+                    pairs.append(
+                        f"{label} {size[-1]} host{'s' if size == 'hosts_3' else ''} {step} {_n(b['wall_s'])} → "
+                        f"{_n(a['wall_s'])} s (CPU {_n(b['cpu_total_s'])} → {_n(a['cpu_total_s'])} s)"
+                    )
+    tree = before.get("measured_tree", "the tree before")
+    out.append(
+        f"Deploy before → after ({tree}, load average {before['machine']['loadavg_at_start'][0]}): "
+        + "; ".join(pairs)
+        + "."
+    )
     return out

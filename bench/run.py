@@ -187,6 +187,7 @@ def table() -> str:
 
         machines["deploy"] = _when(dep)
         rows += deploy_report.rows(dep)
+        notes += deploy_report.notes(dep, _load("deploy_before"))
     v2res = _load("v2")
     if v2res:
         import v2

@@ -102,33 +102,7 @@ def api(res: dict[str, Any]) -> list[str]:
     return out
 
 
-def _top(run: dict[str, Any]) -> str:
-    return ", ".join(f"{n.split(' : ')[-1]} {t:.0f} s" for n, t in (run.get("slowest_tasks") or [])[:3])
-
-
 def deploy(dep: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    one, three, ratio = dep["hosts_1"], dep["hosts_3"], dep["ratio_3_to_1"]
-    slow = ", ".join(f"{n.split(' : ')[-1]} {t:.1f} s" for n, t in (one["rerun"].get("slowest_tasks") or [])[:4])
-    worst = max(one["rerun"]["wall_s"], three["rerun"]["wall_s"])
-    if worst >= 30:
-        out.append(
-            f"Deploy no-change rerun: {worst} s, {over(worst, 30)} the 30 s goal. Nothing changes"
-            f" (changed=0), but every task is a module run over `docker exec`; slowest tasks of the 1-host"
-            f" rerun: {slow}."
-        )
-    piped = one.get("rerun_pipelining")
-    if worst >= 30 and piped:
-        out.append(
-            f"With pipelining on for the docker connection (ansible.cfg sets it under [ssh_connection] only)"
-            f" the 1-host rerun took {piped['wall_s']} s instead of {one['rerun']['wall_s']} s."
-        )
-    for kind in ("fresh", "rerun"):
-        if ratio[kind] > 1.5:
-            out.append(
-                f"Deploy {kind}, 3 hosts / 1 host = {ratio[kind]} (goal ≤ 1.5): the three containers' apt, pip"
-                f" and module runs share the same 2 cores and disk. Slowest tasks, 1 host: {_top(one[kind])};"
-                f" 3 hosts: {_top(three[kind])}. The source copy loops over every file of app/ (one module run"
-                " per file) on a fresh host."
-            )
-    return out
+    import deploy_report
+
+    return deploy_report.misses(dep)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ROLE = ROOT / "roles" / "b24bot"
+TEMPLATES = ROOT / "roles" / "b24bot" / "templates" / "etc"
 SECRET = "s3cr3t-webhook-0123"
 WEBHOOK = f"https://company.bitrix24.ru/rest/1/{SECRET}/"
 BASE = {"b24bot_api_token": "0123456789abcdef0123", "b24bot_client_id": "cid", "b24bot_client_secret": "sec"}
@@ -27,8 +27,9 @@ PLAYBOOK = f"""
     - ansible.builtin.include_role: {{name: b24bot, tasks_from: "{{{{ item }}}}", public: true}}
       loop: [validate.yml, v2_validate.yml]
     - ansible.builtin.set_fact: {{__b24bot_tls_domains: []}}
-    - ansible.builtin.template: {{src: {ROLE}/templates/etc/nginx/sites-available/b24bot.conf.j2, dest: "{{{{ out }}}}/site"}}
-    - ansible.builtin.template: {{src: {ROLE}/templates/etc/b24bot/b24bot.env.j2, dest: "{{{{ out }}}}/env-{{{{ item.name }}}}"}}
+    - ansible.builtin.copy: {{content: "{{{{ __b24bot_v2_names | to_json }}}}", dest: "{{{{ out }}}}/registered"}}
+    - ansible.builtin.template: {{src: {TEMPLATES}/nginx/sites-available/b24bot.conf.j2, dest: "{{{{ out }}}}/site"}}
+    - ansible.builtin.template: {{src: {TEMPLATES}/b24bot/b24bot.env.j2, dest: "{{{{ out }}}}/env-{{{{ item.name }}}}"}}
       loop: "{{{{ __b24bot_instances }}}}"
       no_log: true
 """
@@ -88,6 +89,7 @@ def test_per_instance_v2_overrides(tmp_path: Path) -> None:
     done, out = render(tmp_path, b24bot_domain="bot.example.com", b24bot_instances=instances)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "B24BOT_BOT_API" not in env_file(out / "env-default")
+    assert json.loads((out / "registered").read_text()) == ["v2"]  # the instances tasks/v2.yml registers
     env = env_file(out / "env-v2")
     assert (env["B24BOT_BOT_API"], env["B24BOT_PUMP_IDLE_S"], env["B24BOT_PUMP_BUSY_S"]) == ("v2", "1.0", "2.0")
 

@@ -40,6 +40,13 @@ SETTINGS: dict[str, Any] = {
     "retention_lines": {},
     "download_files": True,
     "viewer_users": ["ann:hash1", "bob:hash2"],
+    "bot_api": "v2",
+    "event_mode": "fetch",
+    "webhook_url": "https://company.bitrix24.ru/rest/1/hook-secret/",
+    "v2_bot_code": "",
+    "pump_idle_s": 5.0,
+    "pump_busy_s": 2.0,
+    "pump_limit": 100,
 }
 
 
@@ -69,6 +76,7 @@ def test_no_instances_means_one_default_with_the_role_settings(f: ModuleType) ->
         "log_file": "/var/log/b24bot/bot.log",
         "domain_input": "bot.example.com",
         "handler_url": "https://bot.example.com/python_bot/",
+        "auth": "webhook",
     }
     # Every role-wide setting reaches the instance as it is, but the joined viewer accounts.
     assert {k: only[k] for k in SETTINGS if k in only and k != "viewer_users"} == {
@@ -123,9 +131,9 @@ def test_the_public_list_has_every_key_but_the_secrets(f: ModuleType) -> None:
     full = f.b24bot_instance_list([{"name": "default"}, {"name": "shop", "port": 8101}], SETTINGS)
     public = f.b24bot_without_secrets(full)
     for whole, safe in zip(full, public, strict=True):
-        assert set(whole) - set(safe) == {"client_id", "client_secret", "api_token", "app_env"}
+        assert set(whole) - set(safe) == {"client_id", "client_secret", "api_token", "app_env", "webhook_url"}
         assert {k: whole[k] for k in safe} == safe
-    assert "role-secret" not in json.dumps(public)
+    assert "role-secret" not in json.dumps(public) and "hook-secret" not in json.dumps(public)
 
 
 def test_playbooks_read_only_facts_the_role_sets() -> None:

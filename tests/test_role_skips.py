@@ -63,36 +63,51 @@ def _write(out: Path, name: str, value: str) -> dict[str, Any]:
     return {"ansible.builtin.copy": {"content": value, "dest": f"{out}/{name}.json", "mode": "0600"}}
 
 
+NONE_OK = "\n".join(line for line in UFW_OK.splitlines() if not line.startswith("80/")) + "\n"
+ROLE_80 = "80/tcp                     ALLOW IN    Anywhere                   # b24bot web\n"
+
 UFW_CASES = {
-    # name: (ufw status verbose, b24bot_tls, ssh port, expected right, expected 443 stale)
-    "converged": (UFW_OK, "none", 22, True, False),
-    "converged, someone else's 443 rule": (UFW_OK + OTHER_443, "none", 22, True, False),
-    "TLS on, 443 missing": (UFW_OK, "provided", 22, False, False),
+    # name: (ufw status verbose, b24bot_tls, b24bot_domain_mode, ssh port, expected right, expected stale ports)
+    "converged": (UFW_OK, "none", "duckdns", 22, True, []),
+    "converged, someone else's 443 rule": (UFW_OK + OTHER_443, "none", "duckdns", 22, True, []),
+    "TLS on, 443 missing": (UFW_OK, "provided", "custom", 22, False, []),
     "TLS on, 443 open": (
         UFW_OK + ROLE_443 + ROLE_443.replace("/tcp ", "/tcp (v6)").replace("Anywhere ", "Anywhere (v6)"),
         "provided",
+        "custom",
         22,
         True,
-        False,
+        [],
     ),
-    "TLS off, the role's 443 still open": (UFW_OK + ROLE_443, "none", 22, False, True),
-    "inactive": ("Status: inactive\n", "none", 22, False, False),
-    "incoming allowed": (UFW_OK.replace("deny (incoming)", "allow (incoming)"), "none", 22, False, False),
-    "another SSH port": (UFW_OK, "none", 2222, False, False),
-    "the v6 rule missing": (UFW_OK.replace("80/tcp (v6)", "81/tcp (v6)"), "none", 22, False, False),
-    "the comment differs": (UFW_OK.replace("# b24bot web", "# web"), "none", 22, False, False),
+    "TLS off, the role's 443 still open": (UFW_OK + ROLE_443, "none", "duckdns", 22, False, ["443"]),
+    "inactive": ("Status: inactive\n", "none", "duckdns", 22, False, []),
+    "incoming allowed": (UFW_OK.replace("deny (incoming)", "allow (incoming)"), "none", "duckdns", 22, False, []),
+    "another SSH port": (UFW_OK, "none", "duckdns", 2222, False, []),
+    "the v6 rule missing": (UFW_OK.replace("80/tcp (v6)", "81/tcp (v6)"), "none", "duckdns", 22, False, []),
+    "the comment differs": (UFW_OK.replace("# b24bot web", "# web"), "none", "duckdns", 22, False, []),
+    "domain mode none, converged": (NONE_OK, "none", "none", 22, True, []),
+    "domain mode none, the role's 80 still open": (UFW_OK, "none", "none", 22, False, ["80"]),
+    "domain mode none, someone else's 80 rule": (
+        NONE_OK + ROLE_80.replace("b24bot web", "shop"),
+        "none",
+        "none",
+        22,
+        True,
+        [],
+    ),
 }
 
 
 def test_ufw_calls_are_skipped_exactly_when_the_state_is_right(tmp_path: Path) -> None:
+    outer = _task(TASKS / "firewall.yml", "Configure UFW")
     block = _task(TASKS / "firewall.yml", "Set the UFW rules and defaults that are not right yet")
     tasks = []
-    for i, (status, tls, port, _, _) in enumerate(UFW_CASES.values()):
-        task = _write(
-            tmp_path, str(i), "{{ {'right': __b24bot_ufw_right, 'stale': __b24bot_ufw_443_stale} | to_json }}"
-        )
+    for i, (status, tls, mode, port, _, _) in enumerate(UFW_CASES.values()):
+        task = _write(tmp_path, str(i), "{{ {'right': __b24bot_ufw_right, 'stale': __b24bot_ufw_stale} | to_json }}")
         task["vars"] = {
+            **outer["vars"],
             **block["vars"],
+            "b24bot_domain_mode": mode,
             "__b24bot_ufw_status": {"stdout": status, "stdout_lines": status.splitlines()},
             "b24bot_tls": tls,
             "b24bot_ufw_ssh_port": port,

@@ -45,6 +45,7 @@ def test_register_needs_no_install_and_keeps_the_bot_token_private(v2app: App, p
     assert token not in (v2app.data_dir / "bot.log").read_text()  # the secret is never logged
     again = cli(v2app, "register")  # idempotent on the portal: the same bot, the same token
     assert again.returncode == 0 and json.loads(again.stdout)["bot_id"] == bot["id"]
+    assert json.loads(again.stdout)["changed"] is False  # the role's changed_when reads this
     assert v2_state(portal)["bot_tokens"] == st["bot_tokens"]
 
 
@@ -116,6 +117,7 @@ def test_switch_an_existing_v1_oauth_install_to_v2(tmp_path: Path, portal: Porta
         del app.env_extra["B24BOT_V2_BOT_CODE"]  # the default: the v1 code + "_v2", so no clash with the v1 bot
         done = cli(app, "register")
         assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["changed"] is True  # a first v2 registration
         app.start()
         (bot,) = v2_state(portal)["bots"].values()
         assert bot["code"] == "python_interceptor_bot_v2"

@@ -53,6 +53,12 @@ def _pump(ctx: Any, once: bool) -> int:
     return 0
 
 
+def _changed(before: dict[str, Any] | None, after: dict[str, Any]) -> bool:
+    """Whether `register` changed anything (bot, code, mode, auth, lines): the role's changed_when."""
+    same = ("bot_id", "code", "event_mode", "auth", "lines")
+    return before is None or any(before.get(k) != after.get(k) for k in same)
+
+
 def run(args: argparse.Namespace, settings: Any) -> int:
     from . import logs
     from .jobs import doctor, v2bot
@@ -65,11 +71,13 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     logs.configure(settings)
     ctx = Context.build(settings)
     if args.command == "register":
+        before = v2bot.load(ctx)
         try:
-            print(json.dumps(v2bot.register(ctx)))
+            record = v2bot.register(ctx)
         except InstallFailed as exc:
             print(f"registration failed: {exc}", file=sys.stderr)
             return 1
+        print(json.dumps({**record, "changed": _changed(before, record)}))
         return 0
     if args.command == "pump":
         return _pump(ctx, args.once)

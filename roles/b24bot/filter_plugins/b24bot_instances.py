@@ -2,7 +2,7 @@
 instance with every derived name and path. Pure functions, so pytest covers them without Ansible running.
 
 b24bot_instance_list     (b24bot_instances, settings) -> [{name, service, env_file, data_dir, ..., handler_url}]
-b24bot_without_secrets   the same list without client_id, client_secret, api_token and app_env
+b24bot_without_secrets   the same list without client_id, client_secret, api_token, app_env and webhook_url
 """
 
 from __future__ import annotations
@@ -49,12 +49,19 @@ OVERRIDABLE = (
     "retention_lines",
     "download_files",
     "viewer_users",
+    "bot_api",
+    "event_mode",
+    "webhook_url",
+    "v2_bot_code",
+    "pump_idle_s",
+    "pump_busy_s",
+    "pump_limit",
 )
 # Also needed in `settings`: the host-wide domain, directories and URL scheme.
 HOST_KEYS = ("domain", "config_dir", "data_dir", "log_dir", "scheme")
-SECRET_KEYS = ("client_id", "client_secret", "api_token", "app_env")
+SECRET_KEYS = ("client_id", "client_secret", "api_token", "app_env", "webhook_url")
 _STRINGS = ("client_id", "client_secret", "api_token", "portal_domain", "oauth_url", "bot_code", "bot_name")
-_STRINGS += ("transfer", "lines", "log_level")
+_STRINGS += ("transfer", "lines", "log_level", "bot_api", "event_mode", "v2_bot_code")
 
 
 def _int(value: Any) -> int:
@@ -66,6 +73,14 @@ def _int(value: Any) -> int:
             return int(float(value))
         except (TypeError, ValueError):
             return 0
+
+
+def _float(value: Any) -> float:
+    """Like Jinja's `float`: an unparsable value becomes 0.0, which validation then reports as out of range."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _bool(value: Any) -> bool:
@@ -119,6 +134,12 @@ def _one(spec: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]
         "retention_lines": val["retention_lines"],
         "download_files": _bool(val["download_files"]),
         "viewer_users": _joined(val["viewer_users"]),
+        # Chatbots 2.0: with an inbound webhook `b24bot register` needs no OAuth install.
+        "webhook_url": str(val["webhook_url"]).strip(),
+        "auth": "webhook" if str(val["webhook_url"]).strip() else "oauth",
+        "pump_idle_s": _float(val["pump_idle_s"]),
+        "pump_busy_s": _float(val["pump_busy_s"]),
+        "pump_limit": _int(val["pump_limit"]),
         "handler_url": f"{settings['scheme']}://{domain}{prefix}",
     }
 

@@ -30,8 +30,8 @@ PARTS: list[tuple[str, str, Callable[[dict[str, Any]], report_rows.Part], Callab
     ("api", "api", report_rows.api, report_misses.api),
     ("viewer", "viewer", report_rows.viewer, lambda res: []),
     ("deploy", "deploy", report_rows.deploy, report_misses.deploy),
-    ("v2", "v2", _v2_rows, lambda res: []),
     ("backfill", "backfill", report_rows.backfill, lambda res: []),
+    ("v2", "v2", _v2_rows, lambda res: []),
 ]
 
 

@@ -128,7 +128,7 @@ def rows(res: dict[str, Any], ing: dict[str, Any] | None, ho: dict[str, Any] | N
         expected = r["events"] - r["joins"]  # one join per chat, the rest messages
         out.append(
             (
-                f"6 v2 fetch ingest, {pace} pace" + (" (quick)" if res.get("quick") else ""),
+                f"7 v2 fetch ingest, {pace} pace" + (" (quick)" if res.get("quick") else ""),
                 f"{r['events_per_s']} ev/s ({r['events']} events, {r['batches']} batches, {r['wall_s']} s)",
                 v1_ingest,
                 "every event stored once",
@@ -139,7 +139,7 @@ def rows(res: dict[str, Any], ing: dict[str, Any] | None, ho: dict[str, Any] | N
     for r in res["handoff"].values():
         out.append(
             (
-                f"6 v2 event → hand-off, idle poll {r['idle_s']:g} s",
+                f"7 v2 event → hand-off, idle poll {r['idle_s']:g} s",
                 f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, {r['missing']} missing",
                 v1_ho,
                 "p99 ≤ idle poll + 1 s, none missing",

@@ -11,7 +11,7 @@ from .. import metrics
 from ..bitrix import events as ev
 from ..bitrix import lines
 from ..bitrix.errors import BitrixError
-from ..jobs import ingest, install
+from ..jobs import ingest, install, welcome
 from ..logs import clip
 from .state import services
 
@@ -35,7 +35,7 @@ def _install(ctx: Any, event: ev.Event) -> Any:
     except install.InstallRefused as exc:
         log.warning("install refused from %s: %s", where, exc)
         return _error(403, f"install refused: {exc}")
-    except install.InstallFailed as exc:
+    except welcome.InstallFailed as exc:
         log.error("install from %s failed: %s", where, exc)
         return _error(502, f"install failed: {exc}")
     return jsonify(status="ok", **result)

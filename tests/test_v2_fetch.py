@@ -141,7 +141,7 @@ def test_a_fresh_oauth_install_in_v2_mode_registers_the_v2_bot_only(tmp_path: Pa
         assert portal.get("state")["bots"] == {} and not portal.calls("imbot.register")  # no v1 bot at all
         (bot,) = v2_state(portal)["bots"].values()
         assert (bot["code"], bot["owner"], bot["eventMode"], bot["type"]) == (BOT_CODE, "app", "fetch", "openline")
-        assert resp.json() == {"bot_id": bot["id"], "lines": [1], "bot_api": "v2"}
+        assert resp.json() == {"status": "ok", "bot_id": bot["id"], "lines": [1], "bot_api": "v2"}
         line = portal.get("state")["lines"]["1"]
         assert (line["WELCOME_BOT_ID"], line["WELCOME_BOT_ENABLE"], line["WELCOME_BOT_LEFT"]) == (
             bot["id"],

@@ -1,5 +1,6 @@
 """Chatbots 2.0 in fetch mode: registration without an install event, the whole dialog story through the event
-pump, the OAuth switch of an existing v1 install, malformed events, and `b24bot doctor`."""
+pump, the OAuth switch of an existing v1 install, a fresh OAuth install in v2 mode, malformed events, and
+`b24bot doctor`."""
 
 from __future__ import annotations
 
@@ -128,6 +129,35 @@ def test_switch_an_existing_v1_oauth_install_to_v2(tmp_path: Path, portal: Porta
         wait_drained(app, portal)
         assert [d["chat_id"] for d in app.api("dialogs").json()["items"]] in ([2, 1], [1, 2])
         assert all(c["params"].get("botToken") is None for c in portal.calls("imbot.v2.Event.get"))
+    finally:
+        app.stop()
+
+
+def test_a_fresh_oauth_install_in_v2_mode_registers_the_v2_bot_only(tmp_path: Path, portal: PortalSim) -> None:
+    app = App(tmp_path, portal, free_port())
+    app.env_extra = v2_env(portal, webhook=False)  # OAuth: the install event brings the tokens
+    app.start()
+    try:
+        resp = app.install()
+        assert resp.status_code == 200, resp.text
+        assert portal.get("state")["bots"] == {} and not portal.calls("imbot.register")  # no v1 bot at all
+        (bot,) = v2_state(portal)["bots"].values()
+        assert (bot["code"], bot["owner"], bot["eventMode"], bot["type"]) == (BOT_CODE, "app", "fetch", "openline")
+        assert resp.json() == {"status": "ok", "bot_id": bot["id"], "lines": [1], "bot_api": "v2"}
+        line = portal.get("state")["lines"]["1"]
+        assert (line["WELCOME_BOT_ID"], line["WELCOME_BOT_ENABLE"], line["WELCOME_BOT_LEFT"]) == (
+            bot["id"],
+            "Y",
+            "close",
+        )
+        auth = app.auth_json()
+        assert auth is not None and auth["bot_id"] is None and auth["refresh_token"]  # tokens kept, no v1 bot
+        assert requests.get(app.url + "healthz", timeout=5).json()["v2"]["bot_id"] == bot["id"]
+        # Nothing else typed: the pump runs on the install's tokens and a dialog is stored and handed off.
+        send(portal, {"kind": "join", "chat_id": 8}, {"kind": "add", "chat_id": 8, "message_id": 80, "text": "hi"})
+        wait_for(lambda: portal.handoffs(8), what="hand-off")
+        wait_drained(app, portal)
+        assert app.api("dialogs/8/messages").json()["items"][0]["text"] == "hi"
     finally:
         app.stop()
 

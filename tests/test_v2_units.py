@@ -1,4 +1,4 @@
-"""Chatbots 2.0 pieces on their own: the v2 -> v1 event mapping, nested writes, and the v2 settings."""
+"""Chatbots 2.0 pieces on their own: v2 events parsed into the ingest value, nested writes, and the v2 settings."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def as_webhook(v: Any) -> Any:
 
 
 @pytest.mark.parametrize("typed", [True, False], ids=["fetch JSON", "webhook strings"])
-def test_v2_events_map_onto_what_v1_ingest_reads(typed: bool) -> None:
+def test_v2_events_parse_into_the_value_ingest_stores(typed: bool) -> None:
     def item(step: dict[str, Any]) -> dict[str, Any]:
         etype, data = portal_v2.build(BOT, step)
         return {
@@ -47,23 +47,26 @@ def test_v2_events_map_onto_what_v1_ingest_reads(typed: bool) -> None:
             "data": data if typed else as_webhook(data),
         }
 
-    join = v2.to_v1(item({"kind": "join", "chat_id": 42, "session_id": 343}), AUTH)
-    assert join is not None and join.name == ev.JOIN and ev.is_lines(join.params)
-    assert (ev.chat_id_of(join.params), ev.int_or_none(join.params["BOT_ID"])) == (42, 456)
-    assert ev.LinesChat.parse(join.params["CHAT_ENTITY_ID"]).line_id == "1"
+    join = v2.to_lines(item({"kind": "join", "chat_id": 42, "session_id": 343}), AUTH, 456)
+    assert join is not None and join.name == ev.JOIN
+    assert (join.dialog.chat_id, join.bot_id, join.dialog.entity.line_id) == (42, 456, "1")
     step = {"kind": "add", "chat_id": 42, "message_id": 9, "text": "hi", "session_id": 343, "ts": 1773212400}
-    msg = v2.to_v1(item(step), AUTH)
-    assert msg is not None and msg.name == ev.MESSAGE_ADD and msg.params["MESSAGE"] == "hi"
-    assert ev.author_role(msg.params, msg.user, 456) == "client"
-    assert ev.SessionData.parse(msg.params["CHAT_ENTITY_DATA_1"]).session_id == 343
-    assert msg.time_iso == "2026-03-11T07:00:00+00:00" and msg.data["V2_EVENT_ID"] == 7
-    op = v2.to_v1(item({"kind": "add", "chat_id": 42, "message_id": 10, "client": False}), AUTH)
-    assert op is not None and ev.author_role(op.params, op.user, 456) == "operator"
-    gone = v2.to_v1(item({"kind": "delete", "chat_id": 42, "message_id": 10}), AUTH)
-    assert gone is not None and gone.name == ev.MESSAGE_DELETE and ev.message_id_of(gone.params) == 10
-    assert v2.to_v1(item({"kind": "other", "chat_id": 42}), AUTH) is None  # reactions are not ours to keep
+    msg = v2.to_lines(item(step), AUTH, 456)
+    assert msg is not None and msg.name == ev.MESSAGE_ADD and (msg.message_id, msg.text) == (9, "hi")
+    assert (msg.role, msg.author_name, msg.dialog.session.session_id) == ("client", "Guest", 343)
+    assert msg.at == "2026-03-11T07:00:00+00:00" and msg.raw["data"]["V2_EVENT_ID"] == 7
+    assert "bot" not in msg.raw["data"]  # the bot's token set is never kept
+    op = v2.to_lines(item({"kind": "add", "chat_id": 42, "message_id": 10, "client": False}), AUTH, 456)
+    assert op is not None and (op.role, op.author_id) == ("operator", 7)
+    own = v2.to_lines(
+        item({"kind": "add", "chat_id": 42, "message_id": 11, "client": False, "author_id": 456}), AUTH, 456
+    )
+    assert own is not None and own.role == "bot"
+    gone = v2.to_lines(item({"kind": "delete", "chat_id": 42, "message_id": 10}), AUTH, 456)
+    assert gone is not None and gone.name == ev.MESSAGE_DELETE and gone.message_id == 10
+    assert v2.to_lines(item({"kind": "other", "chat_id": 42}), AUTH, 456) is None  # reactions are not ours to keep
     with pytest.raises(ev.BadEvent):
-        v2.to_v1({"eventId": 8, "type": "ONIMBOTV2MESSAGEADD", "data": {"message": {"id": 1}}}, AUTH)
+        v2.to_lines({"eventId": 8, "type": "ONIMBOTV2MESSAGEADD", "data": {"message": {"id": 1}}}, AUTH, 456)
 
 
 def test_a_nested_write_that_fails_rolls_back_alone(tmp_path: Path) -> None:

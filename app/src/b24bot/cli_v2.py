@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from . import logs
     from .jobs import doctor, v2bot
     from .jobs.context import Context
-    from .jobs.install import InstallFailed
+    from .jobs.welcome import InstallFailed
 
     if settings.bot_api != "v2":
         print("B24BOT_BOT_API is not v2: nothing to do", file=sys.stderr)

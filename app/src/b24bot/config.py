@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = "/var/lib/b24bot"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -164,11 +165,31 @@ def load(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     problems: list[str] = []
     get = lambda key, default="": env.get(key, default).strip()  # noqa: E731
-
     data_dir = Path(get("B24BOT_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR)
-    db_path = Path(get("B24BOT_DB_PATH") or data_dir / "dialogs.db")
-    auth_path = Path(get("B24BOT_AUTH_PATH") or data_dir / "auth.json")
+    portal = _portal(env, problems)
+    v2 = v2_settings(env, data_dir, problems)  # after _portal: it drops what v2 does not need from problems
+    level = (get("B24BOT_LOG_LEVEL", "INFO") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        problems.append(f"B24BOT_LOG_LEVEL={level!r} is invalid; using INFO")
+        level = "INFO"
+    return Settings(
+        data_dir=data_dir,
+        db_path=Path(get("B24BOT_DB_PATH") or data_dir / "dialogs.db"),
+        auth_path=Path(get("B24BOT_AUTH_PATH") or data_dir / "auth.json"),
+        log_file=get("B24BOT_LOG_FILE"),
+        log_level=level,
+        metrics_dir=Path(get("B24BOT_METRICS_DIR") or data_dir / "metrics"),
+        **portal,
+        **_pace(env, problems),
+        **_viewer(env, problems),
+        **v2,
+        problems=tuple(problems),  # last: every reader above has added its own
+    )
 
+
+def _portal(env: dict[str, str], problems: list[str]) -> dict[str, Any]:
+    """Who we are in the portal and what the bot does there: credentials, handler URL, bot, hand-off, lines."""
+    get = lambda key, default="": env.get(key, default).strip()  # noqa: E731
     for key in ("B24BOT_CLIENT_ID", "B24BOT_CLIENT_SECRET"):
         if not get(key):
             problems.append(f"{key} is not set: installs cannot be verified and tokens cannot be refreshed")
@@ -179,7 +200,6 @@ def load(env: dict[str, str] | None = None) -> Settings:
         problems.append("B24BOT_HANDLER_URL is not set: the bot cannot be registered on install")
     elif not re.match(r"^https?://[^/]+/", handler_url):
         problems.append(f"B24BOT_HANDLER_URL={handler_url!r} is not an http(s) URL ending in a path")
-
     raw_transfer = get("B24BOT_TRANSFER", "operator") or "operator"
     try:
         transfer = Transfer.parse(raw_transfer)
@@ -189,62 +209,60 @@ def load(env: dict[str, str] | None = None) -> Settings:
             " handing off to the line's queue"
         )
         transfer = Transfer("operator")
-
     lines = get("B24BOT_LINES").replace(" ", "")
     if not _LINES_RE.match(lines):
         problems.append(f"B24BOT_LINES={lines!r} is invalid (empty, all, or line ids like 1,3); lines left alone")
         lines = ""
+    return {
+        "client_id": get("B24BOT_CLIENT_ID"),
+        "client_secret": get("B24BOT_CLIENT_SECRET"),
+        "api_token": get("B24BOT_API_TOKEN"),
+        "handler_url": handler_url,
+        "portal_domain": get("B24BOT_PORTAL_DOMAIN").lower(),
+        "oauth_url": get("B24BOT_OAUTH_URL"),
+        "bot_code": get("B24BOT_BOT_CODE", "python_interceptor_bot") or "python_interceptor_bot",
+        "bot_name": get("B24BOT_BOT_NAME", "Python Interceptor Bot") or "Python Interceptor Bot",
+        "transfer": transfer,
+        "lines": lines,
+        "welcome_bot_time": int(_float(env, "B24BOT_WELCOME_BOT_TIME", 60, problems)),
+    }
 
-    v2 = v2_settings(env, data_dir, problems)
-    level = (get("B24BOT_LOG_LEVEL", "INFO") or "INFO").upper()
-    if level not in LOG_LEVELS:
-        problems.append(f"B24BOT_LOG_LEVEL={level!r} is invalid; using INFO")
-        level = "INFO"
 
-    return Settings(
-        data_dir=data_dir,
-        db_path=db_path,
-        auth_path=auth_path,
-        client_id=get("B24BOT_CLIENT_ID"),
-        client_secret=get("B24BOT_CLIENT_SECRET"),
-        api_token=get("B24BOT_API_TOKEN"),
-        handler_url=handler_url,
-        portal_domain=get("B24BOT_PORTAL_DOMAIN").lower(),
-        oauth_url=get("B24BOT_OAUTH_URL"),
-        bot_code=get("B24BOT_BOT_CODE", "python_interceptor_bot") or "python_interceptor_bot",
-        bot_name=get("B24BOT_BOT_NAME", "Python Interceptor Bot") or "Python Interceptor Bot",
-        transfer=transfer,
-        lines=lines,
-        log_file=get("B24BOT_LOG_FILE"),
-        log_level=level,
-        rest_timeout=_float(env, "B24BOT_REST_TIMEOUT", 10.0, problems),
-        rest_rate=_float(env, "B24BOT_REST_RATE", 2.0, problems),
-        rest_burst=int(_float(env, "B24BOT_REST_BURST", 40, problems)),
-        retry_max=_float(env, "B24BOT_RETRY_MAX", 300.0, problems),
-        download_files=get("B24BOT_DOWNLOAD_FILES").lower() in ("1", "true", "yes", "on"),
-        file_max_mb=int(_float(env, "B24BOT_FILE_MAX_MB", 50, problems)),
-        retention_days=int(_float(env, "B24BOT_RETENTION_DAYS", 0, problems))
+def _pace(env: dict[str, str], problems: list[str]) -> dict[str, Any]:
+    """How hard we call the portal, how long we keep and re-read dialogs, and how the database syncs."""
+    get = lambda key: env.get(key, "").strip()  # noqa: E731
+    return {
+        "rest_timeout": _float(env, "B24BOT_REST_TIMEOUT", 10.0, problems),
+        "rest_rate": _float(env, "B24BOT_REST_RATE", 2.0, problems),
+        "rest_burst": int(_float(env, "B24BOT_REST_BURST", 40, problems)),
+        "retry_max": _float(env, "B24BOT_RETRY_MAX", 300.0, problems),
+        "download_files": get("B24BOT_DOWNLOAD_FILES").lower() in ("1", "true", "yes", "on"),
+        "file_max_mb": int(_float(env, "B24BOT_FILE_MAX_MB", 50, problems)),
+        "retention_days": int(_float(env, "B24BOT_RETENTION_DAYS", 0, problems))
         if get("B24BOT_RETENTION_DAYS") != "0"
         else 0,
-        retention_lines=_retention_lines(get("B24BOT_RETENTION_LINES"), problems),
-        sync_window_hours=_float(env, "B24BOT_SYNC_WINDOW_HOURS", 48.0, problems),
-        sync_after_close=_float(env, "B24BOT_SYNC_AFTER_CLOSE_S", 60.0, problems),
+        "retention_lines": _retention_lines(get("B24BOT_RETENTION_LINES"), problems),
+        "sync_window_hours": _float(env, "B24BOT_SYNC_WINDOW_HOURS", 48.0, problems),
+        "sync_after_close": _float(env, "B24BOT_SYNC_AFTER_CLOSE_S", 60.0, problems),
         # Well under the 15-minute sync timer: a run that cannot get through gives up before the next one.
-        sync_max_wait=_float(env, "B24BOT_SYNC_MAX_WAIT_S", 300.0, problems),
-        metrics=get("B24BOT_METRICS").lower() in ("1", "true", "yes", "on"),
-        db_synchronous=_choice(
+        "sync_max_wait": _float(env, "B24BOT_SYNC_MAX_WAIT_S", 300.0, problems),
+        "metrics": get("B24BOT_METRICS").lower() in ("1", "true", "yes", "on"),
+        "db_synchronous": _choice(
             get("B24BOT_DB_SYNCHRONOUS").upper(), ("NORMAL", "FULL"), "B24BOT_DB_SYNCHRONOUS", problems
         ),
-        metrics_dir=Path(get("B24BOT_METRICS_DIR") or data_dir / "metrics"),
-        welcome_bot_time=int(_float(env, "B24BOT_WELCOME_BOT_TIME", 60, problems)),
-        viewer_users=_viewer_users(get("B24BOT_VIEWER_USERS"), problems),
-        secret_key=get("B24BOT_SECRET_KEY"),
-        timezone=_timezone(get("B24BOT_TIMEZONE"), problems),
-        sla_minutes=_float(env, "B24BOT_SLA_MINUTES", 5.0, problems),
-        viewer_secure_cookie=get("B24BOT_VIEWER_SECURE_COOKIE").lower() in ("1", "true", "yes", "on"),
-        problems=tuple(problems),
-        **v2,
-    )
+    }
+
+
+def _viewer(env: dict[str, str], problems: list[str]) -> dict[str, Any]:
+    """The web viewer: its users, session key and cookie, the time zone it shows and the reply-time goal."""
+    get = lambda key: env.get(key, "").strip()  # noqa: E731
+    return {
+        "viewer_users": _viewer_users(get("B24BOT_VIEWER_USERS"), problems),
+        "secret_key": get("B24BOT_SECRET_KEY"),
+        "timezone": _timezone(get("B24BOT_TIMEZONE"), problems),
+        "sla_minutes": _float(env, "B24BOT_SLA_MINUTES", 5.0, problems),
+        "viewer_secure_cookie": get("B24BOT_VIEWER_SECURE_COOKIE").lower() in ("1", "true", "yes", "on"),
+    }
 
 
 def _v2_code(env: dict[str, str]) -> str:

@@ -80,6 +80,12 @@ class EventAuth:
     user_id: str
 
 
+def iso(ts: int | None) -> str:
+    """An event time as ISO 8601 UTC; now when the event has none."""
+    when = datetime.fromtimestamp(ts, timezone.utc) if ts else datetime.now(timezone.utc)
+    return when.isoformat(timespec="seconds")
+
+
 @dataclass(frozen=True)
 class Event:
     name: str
@@ -100,8 +106,7 @@ class Event:
     @property
     def time_iso(self) -> str:
         """The event's own time (`ts`), else now; ISO 8601 UTC."""
-        when = datetime.fromtimestamp(self.ts, timezone.utc) if self.ts else datetime.now(timezone.utc)
-        return when.isoformat(timespec="seconds")
+        return iso(self.ts)
 
 
 def int_or_none(raw: Any, what: str = "a number") -> int | None:
@@ -228,33 +233,20 @@ def message_id_of(params: dict[str, Any]) -> int:
 
 
 def author_role(params: dict[str, Any], user: dict[str, Any], bot_id: int | None) -> str:
-    """client (connector user), bot, system or operator."""
-    if str(params.get("SYSTEM", "N")).upper() == "Y":
-        return "system"
+    """The role of a v1 message's author, from its PARAMS and USER."""
+    yes = lambda v: str(v).upper() == "Y"  # noqa: E731
     author = int_or_none(params.get("AUTHOR_ID"), "AUTHOR_ID") or int_or_none(params.get("FROM_USER_ID"), "FROM") or 0
-    if author == 0:
+    return role_of(
+        yes(params.get("SYSTEM", "N")), author, yes(user.get("IS_CONNECTOR", "N")), yes(user.get("IS_BOT", "N")), bot_id
+    )
+
+
+def role_of(system: bool, author: int, connector: bool, is_bot: bool, bot_id: int | None) -> str:
+    """client (connector user), bot, system or operator: one rule for both bot APIs."""
+    if system or author == 0:
         return "system"
-    if str(user.get("IS_CONNECTOR", "N")).upper() == "Y":
+    if connector:
         return "client"
-    if str(user.get("IS_BOT", "N")).upper() == "Y" or (bot_id is not None and author == bot_id):
+    if is_bot or (bot_id is not None and author == bot_id):
         return "bot"
     return "operator"
-
-
-def files_of(params: dict[str, Any]) -> list[dict[str, Any]]:
-    """`FILES` of a message event, when the portal sends them (not documented for bot events; history has them)."""
-    raw = params.get("FILES")
-    out = []
-    if isinstance(raw, dict):
-        for item in raw.values():
-            if isinstance(item, dict) and int_or_none(item.get("id"), "FILES id"):
-                out.append(
-                    {
-                        "id": int(item["id"]),
-                        "name": str(item.get("name", "")),
-                        "size": int_or_none(item.get("size"), "FILES size"),
-                        "type": str(item.get("type", "")),
-                        "url": str(item.get("urlDownload") or item.get("urldownload") or ""),
-                    }
-                )
-    return out

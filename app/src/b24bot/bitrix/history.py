@@ -68,6 +68,7 @@ def is_outgoing_via_connector(text: str) -> bool:
 
 
 def parse(result: dict[str, Any], bot_id: int | None = None) -> SessionHistory:
+    """One session's history; `bot_id` (ours) marks the bot's messages when the portal does not flag them."""
     chat_id = _int(result.get("chatId"))
     users = result.get("users") or {}
     chats = result.get("chat") or {}
@@ -75,49 +76,7 @@ def parse(result: dict[str, Any], bot_id: int | None = None) -> SessionHistory:
     raw_messages = result.get("message") or {}
     if isinstance(raw_messages, list):
         raw_messages = {str(m.get("id")): m for m in raw_messages if isinstance(m, dict)}
-    messages = []
-    for raw in raw_messages.values():
-        if not isinstance(raw, dict):
-            continue
-        sender = _int(raw.get("senderid"))
-        user = users.get(str(sender)) or {}
-        text = str(raw.get("text") or "")
-        via_connector = False
-        if sender == 0:
-            role = "system"
-        elif _flag(user.get("bot")) or (bot_id is not None and sender == bot_id):
-            role = "bot"
-        elif _flag(user.get("connector")):
-            role = "client"
-            if is_outgoing_via_connector(text):
-                role, via_connector = "operator", True
-        else:
-            role = "operator"
-        params = raw.get("params") or {}
-        file_ids = [_int(f) for f in (params.get("fileId") or []) if _int(f)] if isinstance(params, dict) else []
-        messages.append(
-            HistoryMessage(
-                message_id=_int(raw.get("id")),
-                chat_id=_int(raw.get("chatid"), chat_id),
-                author_id=sender,
-                author_role=role,
-                author_name=str(user.get("name")) if user.get("name") else None,
-                text=text,
-                created_at=_iso(str(raw.get("date") or "")),
-                via_connector=via_connector,
-                file_ids=file_ids,
-            )
-        )
-    files = {}
-    for raw in (result.get("files") or {}).values():
-        if isinstance(raw, dict) and _int(raw.get("id")):
-            files[_int(raw["id"])] = HistoryFile(
-                file_id=_int(raw["id"]),
-                name=str(raw.get("name") or ""),
-                size=_int(raw.get("size")) or None,
-                kind=str(raw.get("type") or ""),
-                url=str(raw.get("urldownload") or raw.get("urlDownload") or ""),
-            )
+    messages = [_message(raw, users, chat_id, bot_id) for raw in raw_messages.values() if isinstance(raw, dict)]
     return SessionHistory(
         session_id=_int(result.get("sessionId")),
         chat_id=chat_id,
@@ -126,5 +85,50 @@ def parse(result: dict[str, Any], bot_id: int | None = None) -> SessionHistory:
         entity_data_2=str(chat.get("entityData2") or ""),
         owner_id=_int(chat.get("owner")) or None,
         messages=sorted(messages, key=lambda m: m.message_id),
-        files=files,
+        files=_files(result.get("files") or {}),
     )
+
+
+def _role(sender: int, user: dict[str, Any], text: str, bot_id: int | None) -> tuple[str, bool]:
+    """(author role, via connector): an operator answering through the connector shows up as the client."""
+    if sender == 0:
+        return "system", False
+    if _flag(user.get("bot")) or (bot_id is not None and sender == bot_id):
+        return "bot", False
+    if _flag(user.get("connector")):
+        return ("operator", True) if is_outgoing_via_connector(text) else ("client", False)
+    return "operator", False
+
+
+def _message(raw: dict[str, Any], users: dict[str, Any], chat_id: int, bot_id: int | None) -> HistoryMessage:
+    sender = _int(raw.get("senderid"))
+    user = users.get(str(sender)) or {}
+    text = str(raw.get("text") or "")
+    role, via_connector = _role(sender, user, text, bot_id)
+    params = raw.get("params") or {}
+    file_ids = [_int(f) for f in (params.get("fileId") or []) if _int(f)] if isinstance(params, dict) else []
+    return HistoryMessage(
+        message_id=_int(raw.get("id")),
+        chat_id=_int(raw.get("chatid"), chat_id),
+        author_id=sender,
+        author_role=role,
+        author_name=str(user.get("name")) if user.get("name") else None,
+        text=text,
+        created_at=_iso(str(raw.get("date") or "")),
+        via_connector=via_connector,
+        file_ids=file_ids,
+    )
+
+
+def _files(raw_files: dict[str, Any]) -> dict[int, HistoryFile]:
+    return {
+        _int(raw["id"]): HistoryFile(
+            file_id=_int(raw["id"]),
+            name=str(raw.get("name") or ""),
+            size=_int(raw.get("size")) or None,
+            kind=str(raw.get("type") or ""),
+            url=str(raw.get("urldownload") or raw.get("urlDownload") or ""),
+        )
+        for raw in raw_files.values()
+        if isinstance(raw, dict) and _int(raw.get("id"))
+    }

@@ -1,8 +1,8 @@
 """Chatbots 2.0 (`imbot.v2.*`): the calls we make, an inbound-webhook client, and v2 events in v1's shape.
 
 v2 methods take JSON with camelCase keys. Events come from `imbot.v2.Event.get` as typed JSON (`bot`, `chat`,
-`message`, `user` objects); `to_v1()` maps the ones we keep onto the parsed `Event` the v1 ingest path reads,
-so storage, hand-off, sync, search and export have one implementation.
+`message`, `user` objects); `to_lines()` parses the ones we keep into the same `lines.LinesEvent` a v1 event
+call becomes, so storage, hand-off, sync, search and export have one implementation.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from . import events as ev
+from . import lines
 from .errors import RATE_LIMIT_CODES, BitrixError
 from .ratelimit import LeakyBucket
 from .rest import RestClient, post_json, result_of
@@ -143,7 +144,7 @@ class BotApi:
         return EventBatch(items, ev.int_or_none(result.get("nextOffset")), bool(result.get("hasMore")))
 
 
-# ---- v2 events -> the v1 ingest path's input ---------------------------------------------------------------
+# ---- v2 events -> the typed value ingest stores ------------------------------------------------------------
 
 
 def _epoch(date: Any) -> int | None:
@@ -153,33 +154,33 @@ def _epoch(date: Any) -> int | None:
         return None
 
 
-def _yn(value: Any) -> str:
-    return "Y" if value is True or str(value).lower() in ("1", "y", "true") else "N"
+def _yes(value: Any) -> bool:
+    """A v2 boolean: JSON true in fetch mode, "1" (or "Y"/"true") in webhook mode's form strings."""
+    return value is True or str(value).lower() in ("1", "y", "true")
 
 
-def _chat_params(chat: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "CHAT_ID": chat.get("id"),
-        "DIALOG_ID": chat.get("dialogId") or "",
-        "CHAT_TITLE": chat.get("name") or "",
-        "CHAT_ENTITY_TYPE": chat.get("entityType") or "",
-        "CHAT_ENTITY_ID": chat.get("entityId") or "",
-        "CHAT_ENTITY_DATA_1": chat.get("entityData1") or "",
-        "CHAT_ENTITY_DATA_2": chat.get("entityData2") or "",
-    }
+def _dict(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
 
 
-def _user(user: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "ID": user.get("id"),
-        "NAME": user.get("name") or "",
-        "IS_CONNECTOR": _yn(user.get("connector")),
-        "IS_BOT": _yn(user.get("bot")),
-    }
+def _dialog(chat: dict[str, Any], dialog_id: Any) -> lines.Dialog:
+    chat_id = ev.int_or_none(chat.get("id"), "chat.id")
+    if not chat_id:
+        raise ev.BadEvent("event has no chat.id")
+    return lines.Dialog.of(
+        chat_id,
+        str(dialog_id or chat.get("dialogId") or ""),
+        chat.get("name"),
+        str(chat.get("entityId") or ""),
+        str(chat.get("entityData1") or ""),
+        str(chat.get("entityData2") or ""),
+    )
 
 
-def to_v1(item: dict[str, Any], auth: ev.EventAuth) -> ev.Event | None:
-    """One `Event.get` item as the v1 `Event` ingest reads; None for types we do not keep. Raises BadEvent."""
+def to_lines(item: dict[str, Any], auth: ev.EventAuth, bot_id: int, ts: int | None = None) -> lines.LinesEvent | None:
+    """One `Event.get` item (or webhook call); None for types we do not keep and chats not of Open Lines.
+    `ts` stands in when the event carries no date (a webhook join). Raises BadEvent."""
     kind = str(item.get("type", "")).upper()
     name = _V1_NAME.get(kind)
     if name is None:
@@ -187,27 +188,35 @@ def to_v1(item: dict[str, Any], auth: ev.EventAuth) -> ev.Event | None:
     data = item.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("chat"), dict):
         raise ev.BadEvent(f"{kind} event {item.get('eventId')} has no chat object")
-    chat = data["chat"]
-    user = data.get("user") if isinstance(data.get("user"), dict) else {}
-    bot = data.get("bot") if isinstance(data.get("bot"), dict) else {}
-    params = _chat_params(chat)
-    message = data.get("message") if isinstance(data.get("message"), dict) else {}
-    if kind == JOIN:
-        params["BOT_ID"] = bot.get("id")
-        params["DIALOG_ID"] = data.get("dialogId") or params["DIALOG_ID"]
-    elif kind == MESSAGE_DELETE:
-        params.update(MESSAGE_ID=data.get("messageId"), AUTHOR_ID=user.get("id"), MESSAGE="")
-    else:
-        if not message:
-            raise ev.BadEvent(f"{kind} event {item.get('eventId')} has no message object")
-        params.update(
-            MESSAGE_ID=message.get("id"),
-            AUTHOR_ID=message.get("authorId"),
-            MESSAGE=message.get("text") or "",
-            SYSTEM=_yn(message.get("isSystem")),
-        )
-    params = {k: ("" if v is None else v) for k, v in params.items()}
-    ts = _epoch(message.get("date")) if message.get("date") else _epoch(item.get("date"))
+    chat, user, message = data["chat"], _dict(data, "user"), _dict(data, "message")
+    if str(chat.get("entityType") or "").upper() != "LINES":
+        return None
+    if kind not in (JOIN, MESSAGE_DELETE) and not message:
+        raise ev.BadEvent(f"{kind} event {item.get('eventId')} has no message object")
+    ts = (_epoch(message["date"]) if message.get("date") else _epoch(item.get("date"))) or ts
+    dialog = _dialog(chat, data.get("dialogId") if kind == JOIN else None)
     # V2_EVENT_ID travels into the stored (redacted) payload: which portal event a row came from.
-    v1_data = {"PARAMS": params, "USER": _user(user), "V2_EVENT_ID": item.get("eventId")}
-    return ev.Event(name=name, ts=ts, auth=auth, data=v1_data)
+    raw = lines.raw_of(name, ts, auth, {**data, "V2_EVENT_ID": item.get("eventId")}, "bot")
+    at = ev.iso(ts)
+    if kind == JOIN:
+        return lines.LinesEvent(name, ts, at, dialog, raw, bot_id=ev.int_or_none(_dict(data, "bot").get("id")))
+    if kind == MESSAGE_DELETE:
+        mid, author, system = data.get("messageId"), user.get("id"), False
+    else:
+        mid, author, system = message.get("id"), message.get("authorId"), _yes(message.get("isSystem"))
+    message_id = ev.int_or_none(mid, "messageId")
+    if not message_id:
+        raise ev.BadEvent(f"{kind} event {item.get('eventId')} has no message id")
+    author_id = ev.int_or_none(author, "authorId")
+    return lines.LinesEvent(
+        name,
+        ts,
+        at,
+        dialog,
+        raw,
+        message_id=message_id,
+        author_id=author_id,
+        author_name=str(user.get("name") or "").strip() or None,
+        role=ev.role_of(system, author_id or 0, _yes(user.get("connector")), _yes(user.get("bot")), bot_id),
+        text=str(message.get("text") or ""),
+    )

@@ -1,4 +1,4 @@
-"""Verify an event and record it: one SQLite transaction per event, committed before any outbound call."""
+"""Verify an event and record its parsed value: one SQLite transaction per event, committed before any outbound call."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 import time
 from datetime import datetime, timezone
 from typing import Any
 
 from ..bitrix import events as ev
+from ..bitrix.lines import Dialog, LinesEvent
 from ..store import reads, writes
 from .context import Context
 
 log = logging.getLogger(__name__)
 
+IGNORED = "ignored: not an Open Lines chat"
 RECORDING_KEY = "recording"  # "off" pauses recording; hand-offs go on so no client waits on a paused bot
 
 
@@ -36,34 +39,23 @@ def verify(ctx: Context, event: ev.Event) -> dict[str, Any]:
     return installed
 
 
-def _payload(event: ev.Event) -> str:
-    return json.dumps(
-        {
-            "event": event.name,
-            "ts": event.ts,
-            # The bot's token set (data[BOT]) is useless once masked and is half of every event: not kept.
-            "data": ev.redact({k: v for k, v in event.data.items() if k != "BOT"}),
-            "auth": {"domain": event.auth.domain, "member_id": event.auth.member_id},
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+def _payload(event: LinesEvent) -> str:
+    return json.dumps(event.raw, ensure_ascii=False, separators=(",", ":"))
 
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _dialog(params: dict[str, Any], chat_id: int, seen_at: str) -> writes.DialogRow:
-    entity = ev.LinesChat.parse(str(params.get("CHAT_ENTITY_ID", "")))
+def _dialog(d: Dialog, seen_at: str) -> writes.DialogRow:
     return writes.DialogRow(
-        chat_id=chat_id,
-        dialog_id=str(params.get("DIALOG_ID") or f"chat{chat_id}"),
-        connector=entity.connector,
-        line_id=entity.line_id,
-        external_chat_id=entity.external_chat_id,
-        client_user_id=entity.client_user_id,
-        title=str(params["CHAT_TITLE"]) if params.get("CHAT_TITLE") else None,
+        chat_id=d.chat_id,
+        dialog_id=d.dialog_id,
+        connector=d.entity.connector,
+        line_id=d.entity.line_id,
+        external_chat_id=d.entity.external_chat_id,
+        client_user_id=d.entity.client_user_id,
+        title=d.title,
         seen_at=seen_at,
     )
 
@@ -72,14 +64,20 @@ def recording(ctx: Context) -> bool:
     return reads.get_setting(ctx.db.read(), RECORDING_KEY, "on") != "off"
 
 
-def record_join(ctx: Context, event: ev.Event) -> tuple[str, int | None]:
+def record(ctx: Context, event: LinesEvent | None) -> tuple[str, int | None]:
+    """Store one parsed Open Lines event (None: the chat is not an Open Lines chat).
+    Returns (outcome, chat_id to hand off or None)."""
+    if event is None:
+        return IGNORED, None
+    if event.name == ev.JOIN:
+        return record_join(ctx, event)
+    return record_message(ctx, event), None
+
+
+def record_join(ctx: Context, event: LinesEvent) -> tuple[str, int | None]:
     """Store the new dialog and queue its hand-off. Returns (outcome, chat_id to hand off or None)."""
-    params = event.params
-    if not ev.is_lines(params):
-        return "ignored: not an Open Lines chat", None
-    chat_id = ev.chat_id_of(params)
-    dialog = _dialog(params, chat_id, event.time_iso)
-    bot_id = ev.int_or_none(params.get("BOT_ID"))
+    chat_id = event.dialog.chat_id
+    dialog = _dialog(event.dialog, event.at)
     # Everything is prepared before the write lock is taken: that lock is what every worker queues on.
     received, payload = _now_iso(), _payload(event)
     with ctx.db.write() as conn:
@@ -87,75 +85,49 @@ def record_join(ctx: Context, event: ev.Event) -> tuple[str, int | None]:
             return "duplicate", None
         if reads.get_setting(conn, RECORDING_KEY, "on") != "off":
             writes.upsert_dialog(conn, dialog)
-            if bot_id:
-                writes.upsert_participant(conn, chat_id, bot_id, None, "bot", event.time_iso)
+            if event.bot_id:
+                writes.upsert_participant(conn, chat_id, event.bot_id, None, "bot", event.at)
         writes.enqueue_handoff(conn, chat_id, str(ctx.settings.transfer), time.time())
     return "joined", chat_id
 
 
-def record_message(ctx: Context, event: ev.Event, bot_id: int | None) -> str:
-    params, user = event.params, event.user
-    if not ev.is_lines(params):
-        return "ignored: not an Open Lines chat"
-    chat_id = ev.chat_id_of(params)
-    message_id = ev.message_id_of(params)
-    dialog = _dialog(params, chat_id, event.time_iso)
-    session = ev.SessionData.parse(str(params.get("CHAT_ENTITY_DATA_1", "")))
-    role = ev.author_role(params, user, bot_id)
-    author_id = ev.int_or_none(params.get("AUTHOR_ID")) or ev.int_or_none(params.get("FROM_USER_ID"))
-    text = str(params.get("MESSAGE", ""))
-    message = writes.MessageRow(
-        message_id=message_id,
-        chat_id=chat_id,
-        session_id=session.session_id,
-        author_id=author_id,
-        author_role=role,
-        text=text,
-        created_at=event.time_iso,
-    )
+def _dedup_key(event: LinesEvent) -> str:
     if event.name == ev.MESSAGE_ADD:
-        key = f"add:{message_id}"
-    elif event.name == ev.MESSAGE_UPDATE:
-        key = f"edit:{message_id}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-    else:
-        key = f"delete:{message_id}"
-    files = ev.files_of(params)  # read (and refused when out of range) before the write lock
-    received, payload = _now_iso(), _payload(event)
+        return f"add:{event.message_id}"
+    if event.name == ev.MESSAGE_UPDATE:
+        return f"edit:{event.message_id}:{hashlib.sha256(event.text.encode()).hexdigest()[:16]}"
+    return f"delete:{event.message_id}"
+
+
+def _message(event: LinesEvent) -> writes.MessageRow:
+    return writes.MessageRow(
+        message_id=event.message_id,
+        chat_id=event.dialog.chat_id,
+        session_id=event.dialog.session.session_id,
+        author_id=event.author_id,
+        author_role=event.role,
+        text=event.text,
+        created_at=event.at,
+    )
+
+
+def record_message(ctx: Context, event: LinesEvent) -> str:
+    """Store a message added, edited or deleted, with its dialog, session, author and files."""
+    chat_id = event.dialog.chat_id
+    dialog, message = _dialog(event.dialog, event.at), _message(event)
+    key, received, payload = _dedup_key(event), _now_iso(), _payload(event)
     with ctx.db.write() as conn:
         if reads.get_setting(conn, RECORDING_KEY, "on") == "off":
             return "paused"
         if not writes.record_event(conn, received, event.name, chat_id, key, payload):
             return "duplicate"
         writes.upsert_dialog(conn, dialog)
-        if session.session_id:
-            started = (
-                datetime.fromtimestamp(session.started_at, timezone.utc).isoformat(timespec="seconds")
-                if session.started_at
-                else None
-            )
-            writes.upsert_session(
-                conn,
-                session.session_id,
-                chat_id,
-                dialog.line_id,
-                dialog.connector,
-                session.crm_entity_type,
-                session.crm_entity_id,
-                str(params.get("CHAT_ENTITY_DATA_2", "")),
-                started,
-                event.time_iso,
-            )
-            writes.touch_session(conn, session.session_id, event.time_iso, author_id if role == "operator" else None)
-            for closed in writes.close_older_sessions(conn, chat_id, session.session_id, event.time_iso):
-                # Give the portal a moment to settle the closed session before reading its history.
-                writes.schedule_job(conn, "sync", str(closed), time.time() + ctx.settings.sync_after_close)
-        if author_id and role != "system":
-            name = str(user.get("NAME") or "").strip() or None
-            writes.upsert_participant(conn, chat_id, author_id, name, role, event.time_iso)
-        for f in files:
-            writes.upsert_attachment(
-                conn, f["id"], message_id, chat_id, f["name"], f["size"], f["type"], f["url"], event.time_iso
-            )
+        if event.dialog.session.session_id:
+            _session(ctx, conn, event, dialog, event.dialog.session.session_id)
+        if event.author_id and event.role != "system":
+            writes.upsert_participant(conn, chat_id, event.author_id, event.author_name, event.role, event.at)
+        for f in event.files:
+            writes.upsert_attachment(conn, f.id, event.message_id, chat_id, f.name, f.size, f.type, f.url, event.at)
         if event.name == ev.MESSAGE_ADD:
             writes.insert_message(conn, message)
         elif event.name == ev.MESSAGE_UPDATE:
@@ -163,3 +135,25 @@ def record_message(ctx: Context, event: ev.Event, bot_id: int | None) -> str:
         else:
             writes.delete_message(conn, message)
     return "stored"
+
+
+def _session(ctx: Context, conn: sqlite3.Connection, event: LinesEvent, dialog: writes.DialogRow, sid: int) -> None:
+    """The message's session: recorded, touched, and the chat's older sessions closed (each synced later)."""
+    session, chat_id = event.dialog.session, event.dialog.chat_id
+    started = ev.iso(session.started_at) if session.started_at else None
+    writes.upsert_session(
+        conn,
+        sid,
+        chat_id,
+        dialog.line_id,
+        dialog.connector,
+        session.crm_entity_type,
+        session.crm_entity_id,
+        event.dialog.entity_data_2,
+        started,
+        event.at,
+    )
+    writes.touch_session(conn, sid, event.at, event.author_id if event.role == "operator" else None)
+    for closed in writes.close_older_sessions(conn, chat_id, sid, event.at):
+        # Give the portal a moment to settle the closed session before reading its history.
+        writes.schedule_job(conn, "sync", str(closed), time.time() + ctx.settings.sync_after_close)

@@ -12,19 +12,18 @@ from ..bitrix.events import BadEvent, Event, EventAuth
 from ..bitrix.rest import raw_call
 from ..bitrix.tokens import exchange, expiry
 from ..bitrix.trust import allows_http, oauth_token_url, portal_endpoint, portal_host, same_origin
+from ..config import Settings
 from ..logs import clip
 from ..store import reads, writes
+from . import v2bot
 from .context import Context
+from .welcome import InstallFailed, configure_lines
 
 log = logging.getLogger(__name__)
 
 
 class InstallRefused(Exception):
     """The install call did not prove it comes from our app in the expected portal (HTTP 403)."""
-
-
-class InstallFailed(Exception):
-    """The portal would not let us finish the install (HTTP 502); nothing was saved, a reinstall retries."""
 
 
 def _now_iso() -> str:
@@ -73,7 +72,7 @@ def _precheck(ctx: Context, a: EventAuth) -> None:
             "B24BOT_CLIENT_ID and B24BOT_CLIENT_SECRET are not set on this host, so the install cannot be proved"
             " through Bitrix24's OAuth server; set them, restart b24bot and press Reinstall"
         )
-    if not s.handler_url:
+    if not s.handler_url and s.bot_api != "v2":  # v2 fetch mode needs none; v2 webhook mode checks its own
         raise InstallFailed("B24BOT_HANDLER_URL is not set, so the bot cannot be registered")
     if s.portal_domain and a.domain != s.portal_domain:
         raise InstallRefused(f"portal {clip(a.domain, 100)} is not B24BOT_PORTAL_DOMAIN {s.portal_domain}")
@@ -111,17 +110,38 @@ def prove(ctx: Context, a: EventAuth) -> tuple[str, dict[str, Any]]:
 
 
 def install(ctx: Context, event: Event) -> dict[str, Any]:
+    """Prove the install, register our bot (the imbot.v2 bot when B24BOT_BOT_API=v2, else the v1 bot) as the
+    welcome bot of the lines, then pin the portal and keep its tokens."""
     a, s = event.auth, ctx.settings
     _precheck(ctx, a)
     endpoint, proof = prove(ctx, a)
-    access_token = str(proof["access_token"])
-    allow_http = allows_http(s.oauth_url)
+    access_token, allow_http = str(proof["access_token"]), allows_http(s.oauth_url)
 
     def call(method: str, params: dict[str, Any]) -> Any:
         return raw_call(ctx.session, endpoint, access_token, method, params, s.rest_timeout, allow_http)
 
+    if s.bot_api == "v2":
+        if s.handler_url:  # else nothing could receive ONAPPUNINSTALL
+            _bind_uninstall(call, s.handler_url)
+        registered = v2bot.register(ctx, call)  # its record and lines are in the database from here on
+        bot_id, lines, v1_bot = int(registered["bot_id"]), list(registered["lines"]), None
+    else:
+        bot_id = _register_v1(call, s)
+        _bind_uninstall(call, s.handler_url)
+        lines = configure_lines(call, s.lines, s.line_ids, bot_id, s.welcome_bot_time)
+        v1_bot = bot_id
+    domain = portal_host(endpoint)
+    _pin(ctx, a, endpoint, f"{s.bot_api} bot {bot_id}, lines {lines}")
+    ctx.tokens.save(_record(a, endpoint, proof, v1_bot, s.bot_code if v1_bot else "", lines))
+    log.info(
+        "installed in %s: %s bot %s, welcome bot of lines %s", domain, s.bot_api, bot_id, lines or "none (by hand)"
+    )
+    return {"bot_id": bot_id, "lines": lines, "bot_api": s.bot_api}
+
+
+def _register_v1(call: Any, s: Settings) -> int:
     try:
-        bot_id = int(
+        return int(
             call(
                 "imbot.register",
                 {
@@ -135,73 +155,49 @@ def install(ctx: Context, event: Event) -> dict[str, Any]:
         )
     except (BitrixError, TypeError, ValueError) as exc:
         raise InstallFailed(f"imbot.register failed: {exc}") from exc
+
+
+def _bind_uninstall(call: Any, handler_url: str) -> None:
     try:
-        call("event.bind", {"event": "ONAPPUNINSTALL", "handler": s.handler_url})
+        call("event.bind", {"event": "ONAPPUNINSTALL", "handler": handler_url})
     except BitrixError as exc:
         # Bound already by an earlier install: the portal says so with an error we can live with.
         if "ALREADY" not in exc.code.upper() and "already" not in exc.description.lower():
             raise InstallFailed(f"event.bind ONAPPUNINSTALL failed: {exc}") from exc
-    lines = configure_lines(call, s.lines, s.line_ids, bot_id, s.welcome_bot_time)
 
-    now = int(time.time())
-    domain = portal_host(endpoint)
-    record = {
-        "domain": domain,
-        "member_id": a.member_id,
-        "application_token": a.application_token,
-        "client_endpoint": endpoint,
-        "server_endpoint": str(proof.get("server_endpoint") or a.server_endpoint),
-        "access_token": access_token,
-        "refresh_token": str(proof["refresh_token"]),
-        "expires": expiry(proof, now),
-        "scope": str(proof.get("scope") or a.scope),
-        "user_id": a.user_id,
-        "bot_id": bot_id,
-        "bot_code": s.bot_code,
-        "lines": lines,
-        "installed_at": now,
-    }
-    with ctx.db.write() as conn:  # check-and-pin in one transaction: two racing installs cannot both pin
+
+def _pin(ctx: Context, a: EventAuth, endpoint: str, what: str) -> None:
+    """Check-and-pin in one transaction: two racing installs cannot both pin."""
+    with ctx.db.write() as conn:
         member = _pinned_member(ctx, conn)
         if member and member != a.member_id:
             raise InstallRefused(PINNED)
         writes.set_setting(conn, PIN_MEMBER_KEY, a.member_id)
         writes.set_setting(conn, PIN_ENDPOINT_KEY, endpoint)
-        writes.log_portal(conn, _now_iso(), "install", a.member_id, domain, f"bot {bot_id}, lines {lines}")
-    ctx.tokens.save(record)
-    log.info("installed in %s: bot %s, welcome bot of lines %s", domain, bot_id, lines or "none (by hand)")
-    return {"bot_id": bot_id, "lines": lines}
+        writes.log_portal(conn, _now_iso(), "install", a.member_id, portal_host(endpoint), what)
 
 
-def configure_lines(call: Any, mode: str, ids: list[int], bot_id: int, welcome_time: int) -> list[int]:
-    """Make the bot the welcome bot of each line; all five fields in one call (the portal drops partial ones)."""
-    if not mode:
-        return []
-    if mode == "all":
-        try:
-            found = call("imopenlines.config.list.get", {})
-        except BitrixError as exc:
-            raise InstallFailed(f"imopenlines.config.list.get failed: {exc}") from exc
-        ids = sorted(int(line["ID"]) for line in (found or []) if isinstance(line, dict) and "ID" in line)
-    for line_id in ids:
-        try:
-            call(
-                "imopenlines.config.update",
-                {
-                    "CONFIG_ID": line_id,
-                    "PARAMS": {
-                        "WELCOME_BOT_ENABLE": "Y",
-                        "WELCOME_BOT_JOIN": "always",
-                        "WELCOME_BOT_ID": bot_id,
-                        "WELCOME_BOT_TIME": welcome_time,
-                        # close: the bot stays after the hand-off and keeps receiving client and operator messages.
-                        "WELCOME_BOT_LEFT": "close",
-                    },
-                },
-            )
-        except BitrixError as exc:
-            raise InstallFailed(f"imopenlines.config.update for line {line_id} failed: {exc}") from exc
-    return ids
+def _record(
+    a: EventAuth, endpoint: str, proof: dict[str, Any], bot_id: int | None, bot_code: str, lines: list[int]
+) -> dict[str, Any]:
+    """auth.json: the portal, its fresh token pair (the install's own was spent proving it) and the v1 bot."""
+    now = int(time.time())
+    return {
+        "domain": portal_host(endpoint),
+        "member_id": a.member_id,
+        "application_token": a.application_token,
+        "client_endpoint": endpoint,
+        "server_endpoint": str(proof.get("server_endpoint") or a.server_endpoint),
+        "access_token": str(proof["access_token"]),
+        "refresh_token": str(proof["refresh_token"]),
+        "expires": expiry(proof, now),
+        "scope": str(proof.get("scope") or a.scope),
+        "user_id": a.user_id,
+        "bot_id": bot_id,
+        "bot_code": bot_code,
+        "lines": lines,
+        "installed_at": now,
+    }
 
 
 def uninstall(ctx: Context, event: Event) -> None:

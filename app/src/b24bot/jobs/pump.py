@@ -126,13 +126,10 @@ class Pump:
             v2bot.bot_deleted(self.ctx, bot_id)
             return 0
         try:
-            event = v2.to_v1(item, auth)
+            event = v2.to_lines(item, auth, bot_id)
             if event is None:
                 return 0
-            if event.name == ev.JOIN:
-                outcome, chat_id = ingest.record_join(self.ctx, event)
-            else:
-                outcome, chat_id = ingest.record_message(self.ctx, event, bot_id), None
+            outcome, chat_id = ingest.record(self.ctx, event)
         except ev.BadEvent as exc:
             # Nothing lost: the raw event is kept for inspection, then acknowledged (it can never get better).
             payload = json.dumps(ev.redact(item), ensure_ascii=False, separators=(",", ":"))

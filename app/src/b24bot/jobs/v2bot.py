@@ -23,7 +23,7 @@ from ..bitrix import v2
 from ..bitrix.errors import BitrixError
 from ..store import reads, writes
 from .context import Context
-from .install import InstallFailed, configure_lines
+from .welcome import InstallFailed, configure_lines
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,13 @@ def portal_auth(ctx: Context) -> ev.EventAuth:
     return ev.EventAuth(domain, member, "", "", "", "", "", None, None, "", "")
 
 
-def register(ctx: Context) -> dict[str, Any]:
-    """imbot.v2.Bot.register (idempotent per code on the portal) and the welcome-bot setup of the lines."""
+def register(ctx: Context, oauth_call: v2.Call | None = None) -> dict[str, Any]:
+    """imbot.v2.Bot.register (idempotent per code on the portal) and the welcome-bot setup of the lines.
+    `oauth_call`: the OAuth install's calls, made before its tokens are saved (with webhook auth, unused)."""
     s = ctx.settings
     token = ensure_token(s.bot_token_path) if auth_kind(ctx) == "webhook" else ""
-    bot = v2.BotApi(ctx.client.call, token)
+    call = oauth_call if oauth_call is not None and not token else ctx.client.call
+    bot = v2.BotApi(call, token)
     if s.event_mode == "webhook" and not s.handler_url:
         raise InstallFailed("B24BOT_EVENT_MODE=webhook needs B24BOT_HANDLER_URL for the bot's webhookUrl")
     try:
@@ -126,7 +128,7 @@ def register(ctx: Context) -> dict[str, Any]:
             else ""
         )
         raise InstallFailed(f"imbot.v2.Bot.register failed: {exc}{hint}") from exc
-    lines = configure_lines(ctx.client.call, s.lines, s.line_ids, bot_id, s.welcome_bot_time)
+    lines = configure_lines(call, s.lines, s.line_ids, bot_id, s.welcome_bot_time)
     previous = load(ctx) or {}
     record = {
         "bot_id": bot_id,

@@ -9,8 +9,9 @@ from flask import Blueprint, jsonify, request
 
 from .. import metrics
 from ..bitrix import events as ev
+from ..bitrix import lines
 from ..bitrix.errors import BitrixError
-from ..jobs import ingest, install
+from ..jobs import ingest, install, welcome
 from ..logs import clip
 from .state import services
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("events", __name__)
 
 OK = {"status": "ok"}
+LINES_EVENTS = frozenset({ev.JOIN, ev.MESSAGE_ADD, ev.MESSAGE_UPDATE, ev.MESSAGE_DELETE})
 
 
 def _error(status: int, message: str) -> Any:
@@ -33,7 +35,7 @@ def _install(ctx: Any, event: ev.Event) -> Any:
     except install.InstallRefused as exc:
         log.warning("install refused from %s: %s", where, exc)
         return _error(403, f"install refused: {exc}")
-    except install.InstallFailed as exc:
+    except welcome.InstallFailed as exc:
         log.error("install from %s failed: %s", where, exc)
         return _error(502, f"install failed: {exc}")
     return jsonify(status="ok", **result)
@@ -63,15 +65,14 @@ def handle() -> Any:
         return _error(401, str(exc))
 
     try:
-        if event.name == ev.JOIN:
-            outcome, chat_id = ingest.record_join(ctx, event)
-            if chat_id is not None:
+        if event.name in LINES_EVENTS:
+            bot_id = ev.int_or_none(installed.get("bot_id"))
+            lines_event = lines.from_v1(event, bot_id)
+            outcome, handoff = ingest.record(ctx, lines_event)
+            chat_id = lines_event.dialog.chat_id if lines_event else None
+            if handoff is not None:
                 svc.start()  # a no-op unless this process has none running (after gunicorn's fork)
                 svc.worker.kick()
-        elif event.name in (ev.MESSAGE_ADD, ev.MESSAGE_UPDATE, ev.MESSAGE_DELETE):
-            bot_id = installed.get("bot_id")
-            outcome = ingest.record_message(ctx, event, int(bot_id) if bot_id else None)
-            chat_id = ev.chat_id_of(event.params) if ev.is_lines(event.params) else None
         elif event.name == ev.UNINSTALL:
             install.uninstall(ctx, event)
             outcome, chat_id = "uninstalled", None

@@ -2,7 +2,7 @@
 
 The portal posts them form-encoded like v1 events (`data[bot][id]=...`, every scalar a string). They are
 verified by the top-level `auth[application_token]` of the OAuth install, as the docs say, and then take the
-same path as the pump's events: `bitrix.v2.to_v1` -> `jobs.ingest`. The bot's own token set (`data[bot][auth]`)
+same path as the pump's events: `bitrix.v2.to_lines` -> `jobs.ingest`. The bot's own token set (`data[bot][auth]`)
 is never stored.
 """
 
@@ -56,18 +56,14 @@ def handle() -> Any:
         if name == v2.BOT_DELETE:
             v2bot.bot_deleted(ctx, int(record["bot_id"]))
             return jsonify(status="ok")
-        event = v2.to_v1(item, v2bot.portal_auth(ctx))
+        # A join has no message date: the envelope's `ts` is its time.
+        event = v2.to_lines(item, v2bot.portal_auth(ctx), int(record["bot_id"]), ev.int_or_none(body.get("ts")))
         if event is None:
             return jsonify(status="ok")
-        if event.ts is None:  # a join has no message date: the envelope's `ts` is its time
-            event = ev.Event(event.name, ev.int_or_none(body.get("ts")), event.auth, event.data)
-        if event.name == ev.JOIN:
-            outcome, chat_id = ingest.record_join(ctx, event)
-            if chat_id is not None:
-                svc.start()
-                svc.worker.kick()
-        else:
-            outcome = ingest.record_message(ctx, event, int(record["bot_id"]))
+        outcome, handoff = ingest.record(ctx, event)
+        if handoff is not None:
+            svc.start()
+            svc.worker.kick()
     except ev.BadEvent as exc:
         return _error(400, str(exc))
     metrics.event(event.name, outcome)

@@ -83,13 +83,22 @@ def test_whole_dialog_story_in_fetch_mode(v2app: App, portal: PortalSim) -> None
             {"id": 1001, "text": "Нужна помощь с заказом", "date": "2026-03-11T10:00:00+03:00", **CLIENT},
             {"id": 1003, "text": "Спасибо!", "date": "2026-03-11T10:06:00+03:00", **CLIENT},
             {"id": 1004, "text": "Рады помочь", "date": "2026-03-11T10:07:00+03:00", **OPERATOR},
+            # the v2 bot's own message, not flagged as a bot by the portal: known by the registered bot's id
+            {"id": 1005, "text": "Оцените нас", "date": "2026-03-11T10:08:00+03:00", "author_id": bot_id(portal)},
         ],
     )
     report = json.loads(cli(v2app, "sync", "--session", "343").stdout)
-    assert report["errors"] == [] and report["new_messages"] == 2
-    assert [m["message_id"] for m in v2app.api("dialogs/42/messages").json()["items"]] == [1001, 1002, 1003, 1004]
+    assert report["errors"] == [] and report["new_messages"] == 3
+    synced = v2app.api("dialogs/42/messages").json()["items"]
+    assert [(m["message_id"], m["author_role"]) for m in synced] == [
+        (1001, "client"),
+        (1002, "operator"),
+        (1003, "client"),
+        (1004, "operator"),
+        (1005, "bot"),
+    ]
     assert v2app.api("search", params={"q": "заказом"}).json()["items"][0]["message_id"] == 1001
-    assert len(portal.handoffs(42)) == 1 and v2app.count("messages") == 4
+    assert len(portal.handoffs(42)) == 1 and v2app.count("messages") == 5
     assert all("auth" not in c["params"] for c in portal.calls())  # webhook auth: no OAuth token anywhere
 
 

@@ -28,6 +28,7 @@ from ..bitrix.rest import Patience
 from ..store import reads, writes
 from .context import Context
 from .sync import BATCH, note_session, patient_client, store_history
+from .v2bot import our_bot_id
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,7 @@ def _bring_in(
     todo = [sid for sid in wanted if sid not in complete]
     calls = {f"s{sid}": ("imopenlines.session.history.get", {"SESSION_ID": sid}) for sid in todo}
     results, errors = rest.patient_batch(client, patience, calls) if calls else ({}, {})
-    installed = ctx.tokens.load()
-    bot_id = int(installed["bot_id"]) if installed and installed.get("bot_id") else None
+    bot_id = our_bot_id(ctx)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with ctx.db.write() as conn:
         for sid in todo:

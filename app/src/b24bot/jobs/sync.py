@@ -26,6 +26,7 @@ from ..bitrix.ratelimit import LeakyBucket
 from ..bitrix.rest import Patience, RestClient, open_download
 from ..store import queue, reads, responses, writes
 from .context import Context
+from .v2bot import our_bot_id
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,7 @@ def sync(
         if full:
             report.discovered = discover_sessions(ctx, client, patience, active_since, report)
         todo = reads.sessions_to_sync(ctx.db.read(), active_since, since, session_ids, MAX_SESSIONS)
-        installed = ctx.tokens.load()
-        bot_id = int(installed["bot_id"]) if installed and installed.get("bot_id") else None
+        bot_id = our_bot_id(ctx)
         for start in range(0, len(todo), BATCH):
             fetch_histories(ctx, client, patience, todo[start : start + BATCH], bot_id, report)
     except BitrixError as exc:

@@ -76,6 +76,13 @@ def load(ctx: Context) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and record.get("bot_id") else None
 
 
+def our_bot_id(ctx: Context) -> int | None:
+    """The bot whose messages are ours in a session's history: the imbot.v2 bot in v2 mode (an install in v2 mode
+    records no v1 bot, and a webhook has no install at all), else the v1 bot of the install."""
+    record = load(ctx) if ctx.settings.bot_api == "v2" else ctx.tokens.load()
+    return int(record["bot_id"]) if record and record.get("bot_id") else None
+
+
 def require(ctx: Context) -> dict[str, Any]:
     record = load(ctx)
     if record is None:

@@ -160,9 +160,8 @@ PLAY = """
 """
 
 
-def test_validate_yml_sets_the_public_facts(tmp_path: Path) -> None:
-    """The role under ansible-playbook (local connection, changes nothing): the filter is found and the
-    facts other playbooks read come out under their public names."""
+def _validate(tmp_path: Path, instances: list[dict[str, Any]]) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """validate.yml under ansible-playbook (local connection, changes nothing)."""
     play, out = tmp_path / "play.yml", tmp_path / "out.json"
     play.write_text(PLAY)
     extra = {
@@ -170,7 +169,7 @@ def test_validate_yml_sets_the_public_facts(tmp_path: Path) -> None:
         "ansible_python_interpreter": sys.executable,
         "b24bot_domain": "Bot.Example.COM",
         "b24bot_api_token": "t" * 20,
-        "b24bot_instances": [{"name": "default"}, {"name": "shop", "port": 8101, "domain": "shop.example.com"}],
+        "b24bot_instances": instances,
     }
     ansible = Path(sys.executable).with_name("ansible-playbook")
     run = subprocess.run(
@@ -182,6 +181,18 @@ def test_validate_yml_sets_the_public_facts(tmp_path: Path) -> None:
         check=False,
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROOT / "roles")},
     )
+    return run, out
+
+
+def test_an_instance_named_after_another_ones_sync_unit_is_refused(tmp_path: Path) -> None:
+    run, out = _validate(tmp_path, [{"name": "shop"}, {"name": "shop-sync", "port": 8101}])
+    assert run.returncode != 0 and not out.exists()
+    assert "two instances would share the systemd unit b24bot-shop-sync.service" in run.stdout
+
+
+def test_validate_yml_sets_the_public_facts(tmp_path: Path) -> None:
+    """The filter is found and the facts other playbooks read come out under their public names."""
+    run, out = _validate(tmp_path, [{"name": "default"}, {"name": "shop", "port": 8101, "domain": "shop.example.com"}])
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     got = json.loads(out.read_text())
     assert [i["name"] for i in got["public"]] == got["resolved_names"] == ["default", "shop"]

@@ -6,6 +6,7 @@ Counted from the `def` line to the function's last line (a nested function count
 from __future__ import annotations
 
 import ast
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -23,6 +24,26 @@ FUNCTION_ALLOW: dict[str, str] = {}
 
 
 def sources() -> list[Path]:
+    """The repository's own .py files: bench/work/ holds git-ignored copies of the app, which are not ours to size."""
+    listed = subprocess.run(
+        [
+            "git",
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            *(f"{tree}/*.py" for tree in TREES),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if listed.returncode == 0:
+        return sorted(ROOT / name for name in listed.stdout.split("\0") if name)
+    # An exported tree (no .git): everything under the trees.
     return sorted(p for tree in TREES for p in (ROOT / tree).rglob("*.py") if "__pycache__" not in p.parts)
 
 

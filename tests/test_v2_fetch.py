@@ -161,6 +161,9 @@ def test_a_fresh_oauth_install_in_v2_mode_registers_the_v2_bot_only(tmp_path: Pa
         )
         auth = app.auth_json()
         assert auth is not None and auth["bot_id"] is None and auth["refresh_token"]  # tokens kept, no v1 bot
+        with app.db() as db:  # the portal's name in the log, though its tokens were saved only after the bot
+            logged = db.execute("SELECT domain FROM portal_log WHERE event = 'v2_register'").fetchall()
+        assert [row["domain"] for row in logged] == [auth["domain"]] and auth["domain"]
         assert requests.get(app.url + "healthz", timeout=5).json()["v2"]["bot_id"] == bot["id"]
         # Nothing else typed: the pump runs on the install's tokens and a dialog is stored and handed off.
         send(portal, {"kind": "join", "chat_id": 8}, {"kind": "add", "chat_id": 8, "message_id": 80, "text": "hi"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,11 +161,16 @@ def _timezone(raw: str, problems: list[str]) -> str:
     return raw
 
 
+def _text(env: dict[str, str], key: str, default: str = "") -> str:
+    """A variable's value without surrounding blanks (an env file's trailing space is a common typo)."""
+    return env.get(key, default).strip()
+
+
 def load(env: dict[str, str] | None = None) -> Settings:
     """Read B24BOT_* variables; every problem found is listed in `problems` instead of raising."""
     env = dict(os.environ if env is None else env)
     problems: list[str] = []
-    get = lambda key, default="": env.get(key, default).strip()  # noqa: E731
+    get = partial(_text, env)
     data_dir = Path(get("B24BOT_DATA_DIR", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR)
     portal = _portal(env, problems)
     v2 = v2_settings(env, data_dir, problems)  # after _portal: it drops what v2 does not need from problems
@@ -189,7 +195,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
 
 def _portal(env: dict[str, str], problems: list[str]) -> dict[str, Any]:
     """Who we are in the portal and what the bot does there: credentials, handler URL, bot, hand-off, lines."""
-    get = lambda key, default="": env.get(key, default).strip()  # noqa: E731
+    get = partial(_text, env)
     for key in ("B24BOT_CLIENT_ID", "B24BOT_CLIENT_SECRET"):
         if not get(key):
             problems.append(f"{key} is not set: installs cannot be verified and tokens cannot be refreshed")
@@ -230,7 +236,7 @@ def _portal(env: dict[str, str], problems: list[str]) -> dict[str, Any]:
 
 def _pace(env: dict[str, str], problems: list[str]) -> dict[str, Any]:
     """How hard we call the portal, how long we keep and re-read dialogs, and how the database syncs."""
-    get = lambda key: env.get(key, "").strip()  # noqa: E731
+    get = partial(_text, env)
     return {
         "rest_timeout": _float(env, "B24BOT_REST_TIMEOUT", 10.0, problems),
         "rest_rate": _float(env, "B24BOT_REST_RATE", 2.0, problems),
@@ -255,7 +261,7 @@ def _pace(env: dict[str, str], problems: list[str]) -> dict[str, Any]:
 
 def _viewer(env: dict[str, str], problems: list[str]) -> dict[str, Any]:
     """The web viewer: its users, session key and cookie, the time zone it shows and the reply-time goal."""
-    get = lambda key: env.get(key, "").strip()  # noqa: E731
+    get = partial(_text, env)
     return {
         "viewer_users": _viewer_users(get("B24BOT_VIEWER_USERS"), problems),
         "secret_key": get("B24BOT_SECRET_KEY"),
@@ -274,7 +280,7 @@ def _v2_code(env: dict[str, str]) -> str:
 
 def v2_settings(env: dict[str, str], data_dir: Path, problems: list[str]) -> dict[str, object]:
     """B24BOT_BOT_API, B24BOT_EVENT_MODE, B24BOT_WEBHOOK_URL (a secret) and the event pump's pace."""
-    get = lambda key: env.get(key, "").strip()  # noqa: E731
+    get = partial(_text, env)
     bot_api = _choice(get("B24BOT_BOT_API").lower(), ("v1", "v2"), "B24BOT_BOT_API", problems)
     event_mode = _choice(get("B24BOT_EVENT_MODE").lower(), ("fetch", "webhook"), "B24BOT_EVENT_MODE", problems)
     webhook_url = get("B24BOT_WEBHOOK_URL")

@@ -120,17 +120,17 @@ def install(ctx: Context, event: Event) -> dict[str, Any]:
     def call(method: str, params: dict[str, Any]) -> Any:
         return raw_call(ctx.session, endpoint, access_token, method, params, s.rest_timeout, allow_http)
 
+    domain = portal_host(endpoint)
     if s.bot_api == "v2":
         if s.handler_url:  # else nothing could receive ONAPPUNINSTALL
             _bind_uninstall(call, s.handler_url)
-        registered = v2bot.register(ctx, call)  # its record and lines are in the database from here on
+        registered = v2bot.register(ctx, call, domain)  # its record and lines are in the database from here on
         bot_id, lines, v1_bot = int(registered["bot_id"]), list(registered["lines"]), None
     else:
         bot_id = _register_v1(call, s)
         _bind_uninstall(call, s.handler_url)
         lines = configure_lines(call, s.lines, s.line_ids, bot_id, s.welcome_bot_time)
         v1_bot = bot_id
-    domain = portal_host(endpoint)
     _pin(ctx, a, endpoint, f"{s.bot_api} bot {bot_id}, lines {lines}")
     ctx.tokens.save(_record(a, endpoint, proof, v1_bot, s.bot_code if v1_bot else "", lines))
     log.info(

@@ -117,9 +117,10 @@ def portal_auth(ctx: Context) -> ev.EventAuth:
     return ev.EventAuth(domain, member, "", "", "", "", "", None, None, "", "")
 
 
-def register(ctx: Context, oauth_call: v2.Call | None = None) -> dict[str, Any]:
+def register(ctx: Context, oauth_call: v2.Call | None = None, domain: str = "") -> dict[str, Any]:
     """imbot.v2.Bot.register (idempotent per code on the portal) and the welcome-bot setup of the lines.
-    `oauth_call`: the OAuth install's calls, made before its tokens are saved (with webhook auth, unused)."""
+    `oauth_call`, `domain`: the OAuth install's calls and portal, before its tokens are saved (with webhook auth,
+    the call is unused)."""
     s = ctx.settings
     token = ensure_token(s.bot_token_path) if auth_kind(ctx) == "webhook" else ""
     call = oauth_call if oauth_call is not None and not token else ctx.client.call
@@ -145,7 +146,7 @@ def register(ctx: Context, oauth_call: v2.Call | None = None) -> dict[str, Any]:
         "lines": lines,
         "registered_at": int(time.time()),
     }
-    domain = portal_auth(ctx).domain
+    domain = domain or portal_auth(ctx).domain
     with ctx.db.write() as conn:
         writes.set_setting(conn, RECORD_KEY, json.dumps(record))
         if previous.get("bot_id") != bot_id:

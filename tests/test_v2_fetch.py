@@ -271,3 +271,14 @@ def test_pump_once_without_a_registration_says_what_to_do(tmp_path: Path, portal
     app.env_extra = v2_env(portal)
     done = cli(app, "pump", "--once")
     assert done.returncode == 1 and "run `b24bot register`" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_backup_keeps_the_bot_token_with_the_database(v2app: App, tmp_path: Path) -> None:
+    """A host rebuilt from a backup must talk to the bot it registered: a fresh botToken would not match it."""
+    done = cli(v2app, "backup", str(tmp_path / "bk"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    copy = Path(result["bot_token"])
+    assert copy == tmp_path / "bk" / "bot-token" and result["auth"] is None  # webhook auth: no auth.json
+    assert copy.read_text() == (v2app.data_dir / "bot-token").read_text()
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600

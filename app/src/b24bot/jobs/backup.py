@@ -38,9 +38,16 @@ def backup(settings: Settings, dest: str) -> dict[str, Any]:
         raise RuntimeError(f"backup copy failed its integrity check: {check}")
     os.chmod(tmp, 0o600)
     os.replace(tmp, target)
-    result: dict[str, Any] = {"db": str(target), "messages": messages, "schema": version, "auth": None}
-    if settings.auth_path.exists():
-        shutil.copy2(settings.auth_path, out / "auth.json")
-        os.chmod(out / "auth.json", 0o600)
-        result["auth"] = str(out / "auth.json")
+    result: dict[str, Any] = {"db": str(target), "messages": messages, "schema": version}
+    # The credentials that go with this database: the OAuth install's tokens and the v2 bot's botToken (a new
+    # token would no longer match the bot registered with the old one).
+    for key, path, name in (
+        ("auth", settings.auth_path, "auth.json"),
+        ("bot_token", settings.bot_token_path, "bot-token"),
+    ):
+        result[key] = None
+        if path.exists():
+            shutil.copy2(path, out / name)
+            os.chmod(out / name, 0o600)
+            result[key] = str(out / name)
     return result

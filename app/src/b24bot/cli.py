@@ -217,7 +217,9 @@ def parser() -> argparse.ArgumentParser:
         help="forget the portal this instance is pinned to, so that an install from another portal is accepted",
     )
     ri.set_defaults(func=cmd_reset_install)
-    bk = sub.add_parser("backup", help="consistent online copy of dialogs.db (and auth.json) into a directory")
+    bk = sub.add_parser(
+        "backup", help="consistent online copy of dialogs.db (and auth.json, bot-token) into a directory"
+    )
     bk.add_argument("dest", help="directory to create the copies in")
     bk.set_defaults(func=cmd_backup)
     cli_v2.add_commands(sub)

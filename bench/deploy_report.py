@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from report_fmt import yes
+
 KINDS = {"new_user": "new-user inventory (DuckDNS, UFW)", "molecule": "Molecule group_vars"}
 GOAL_S = {"fresh": 35.0, "rerun": 12.0}
 RATIO_GOAL = 1.5
@@ -69,9 +71,9 @@ def rows(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 ratio = _ratio(res, kind, step)
                 result += f"; 3 hosts {_n(three['wall_s'])} s ({_cpu(three)})"
                 base = f"**3/1 ratio {ratio}**; {res['cores']}-core bound for 3 hosts {_n(three['cpu_bound_s'])} s"
-            if step == "rerun":
-                result += f", changed={sum(v['changed'] for s in sizes.values() for v in s['rerun']['recap'].values())}"
             g = res["goals"][kind]
+            if step == "rerun":
+                result += f", changed={g['rerun_changed_tasks']}"
             ok = g["all_runs_succeeded"] and g[f"{step}_1_host_le_{int(GOAL_S[step])}s"]
             ok = ok and g.get(f"{step}_3_hosts_le_1_5x", True) and (step == "fresh" or g["rerun_changed_tasks"] == 0)
             out.append(
@@ -80,7 +82,7 @@ def rows(res: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     result,
                     base,
                     f"1 host ≤ {int(GOAL_S[step])} s; 3 hosts ≤ {RATIO_GOAL}× one",
-                    "yes" if ok else "**no**",
+                    yes(ok),
                 )
             )
     return out
